@@ -1,0 +1,35 @@
+"""``python -m predictor`` / ``predictor``: settings -> model -> KServe ModelServer."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from predictor import logs
+from predictor.settings import load_settings
+
+log = logging.getLogger("predictor")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags and environment, configure logging, serve until stopped."""
+    settings, unknown = load_settings(sys.argv[1:] if argv is None else argv)
+    log_file = logs.configure(settings.log_level, settings.log_format)
+    if unknown:
+        log.info("flags passed through to KServe: %s", " ".join(unknown))
+
+    # KServe parses sys.argv when its server module is imported; import it only now.
+    from predictor.model import SklearnModel
+    from predictor.server import PredictorServer, fail_load
+
+    model = SklearnModel(settings)
+    server = PredictorServer(settings, log_file)
+    try:
+        server.start([model])
+    except Exception as err:  # a load failure before serving (several workers)
+        fail_load(err, settings.model_name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

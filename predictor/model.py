@@ -1,0 +1,346 @@
+"""The ``kserve.Model`` subclass: load / preprocess / predict / postprocess.
+
+It wires the rooms together and owns none of their details: ``artifacts`` finds and
+loads the file, ``schema`` describes the estimator, ``codec`` turns requests into ``X``,
+``engine`` (optionally behind ``batching``) runs the methods, ``responses`` shapes the
+outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import sklearn
+from kserve import Model
+from kserve.protocol.infer_type import InferRequest, InferResponse
+
+from predictor import artifacts, codec, responses
+from predictor.errors import (
+    BadRequest,
+    InferenceFailed,
+    ModelLoadError,
+    ModelNotReady,
+    ModelRejectedInput,
+    UnknownOutput,
+)
+from predictor.metrics import BATCH_ROWS, MODEL_INFO
+from predictor.schema import METHODS, TENSOR_INPUT, ModelSchema, describe
+from predictor.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "sklearn"
+# Errors an estimator raises for input it cannot handle (unknown category, bad dtype, ...).
+INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
+
+
+@dataclass
+class Prepared:
+    """What ``preprocess`` hands to ``predict``: the input and the methods to run."""
+
+    x: Any
+    methods: list[str]
+    request: InferRequest | None  # None for V1
+
+
+class SklearnModel(Model):
+    """Serves one scikit-learn estimator (or Pipeline) over V1 and V2."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Build an unloaded model.
+
+        Args:
+            settings: The predictor's settings; ``model_name`` names the endpoint.
+        """
+        super().__init__(settings.model_name)
+        self.settings = settings
+        self.estimator: Any = None
+        self.schema: ModelSchema | None = None
+        self.engine: Any = False  # KServe reads `engine` as "start an engine task" flag
+        self.runner: Any = None
+        self.batcher: Any = None
+        self.version: str | None = None
+        self.format: str | None = None
+        self.saved_sklearn_version: str | None = None
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- load
+    def load(self) -> bool:
+        """Find, verify and load the artifact, describe it and build its engine.
+
+        Safe to call more than once (KServe calls ``load`` again on a request to a model
+        that is not ready yet): only the first call loads.
+
+        Returns:
+            True once the model is ready.
+
+        Raises:
+            ModelLoadError: the artifact is missing, ambiguous, tampered with, untrusted or
+                unreadable, or a configured default output is not offered by the estimator.
+        """
+        if not self._lock.acquire(blocking=False):
+            return self.ready  # another thread is loading
+        try:
+            if not self.ready:
+                self._load()
+                self.ready = True
+        finally:
+            self._lock.release()
+        return self.ready
+
+    def _load(self) -> None:
+        settings = self.settings
+        artifact = artifacts.find_artifact(settings.model_dir)
+        digest = artifacts.verify_digest(artifact.path, settings.model_sha256)
+        digest = digest or artifacts.sha256_of(artifact.path)
+        estimator, saved = artifacts.load_estimator(artifact, settings.trusted_types)
+        if estimator is None:
+            raise ModelLoadError(
+                f"{artifact.path} is an ONNX file; serve it next to the scikit-learn artifact "
+                "it was converted from (the schema and parity check need the estimator)"
+            )
+        if saved and saved != sklearn.__version__:
+            log.warning(
+                "model was saved with scikit-learn %s but %s is running; predictions may "
+                "differ: retrain or pin scikit-learn==%s",
+                saved,
+                sklearn.__version__,
+                saved,
+                extra={"model": self.name},
+            )
+        schema = describe(estimator)
+        for option, method in (
+            ("default_output", settings.default_output),
+            ("v1_output", settings.v1_output),
+        ):
+            if method not in schema.methods:
+                raise ModelLoadError(
+                    f"--{option} is {method!r} but this {type(estimator).__name__} offers "
+                    f"only: {', '.join(schema.methods)}"
+                )
+        self.estimator, self.schema = estimator, schema
+        self.version, self.format, self.saved_sklearn_version = digest[:12], artifact.format, saved
+        self.runner = self._build_runner(estimator, artifact)
+        MODEL_INFO.labels(
+            self.name, self.version, self.format, self.engine_summary(), saved or "unknown"
+        ).set(1)
+        log.info(
+            "loaded %s (%s, sha256 %s) serving %s",
+            artifact.path,
+            type(estimator).__name__,
+            digest,
+            self.engine_summary(),
+            extra={"model": self.name},
+        )
+
+    def _build_runner(self, estimator: Any, artifact: artifacts.Artifact) -> Any:
+        from predictor.engine import build_engine
+
+        engine = build_engine(
+            estimator,
+            mode=self.settings.engine,
+            probe=None,
+            onnx_path=artifact.onnx_path,
+            logger=log,
+        )
+        return engine
+
+    def _get_batcher(self) -> Any:
+        """The batcher of this process, made on first use inside the running event loop."""
+        if self.batcher is None and self.settings.batching:
+            from predictor.batching import Batcher
+
+            self.batcher = Batcher(
+                self._run_methods,
+                max_batch_size=self.settings.max_batch_size,
+                max_latency_us=self.settings.max_latency_us,
+            )
+        return self.batcher
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for REST worker processes: the lock and batcher are per process."""
+        state = dict(self.__dict__)
+        state["_lock"] = None
+        state["batcher"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def engine_summary(self) -> str:
+        if self.runner is None:
+            return "none"
+        served = self.runner.methods()
+        return ",".join(f"{m}={served[m]}" for m in METHODS if m in served)
+
+    # ---------------------------------------------------------- preprocess
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """Turn a V2 ``InferRequest`` or a V1 body into validated input and method names.
+
+        Args:
+            payload: ``InferRequest`` (V2 REST and gRPC) or the decoded V1 JSON body.
+            headers: Request headers (unused).
+
+        Returns:
+            A ``Prepared`` with ``X`` (ndarray or DataFrame) and the methods to run.
+
+        Raises:
+            BadRequest: the input does not fit the model; the message says how.
+        """
+        schema = self._schema()
+        if isinstance(payload, InferRequest):
+            names = [o.name for o in payload.request_outputs or ()]
+            methods = list(dict.fromkeys(names)) or [self.settings.default_output]
+            self._check_methods(methods)
+            return Prepared(codec.v2_to_x(payload.inputs, schema), methods, payload)
+        params = payload.get("parameters") if isinstance(payload, dict) else None
+        method = self.settings.v1_output
+        if isinstance(params, dict) and params.get("method") is not None:
+            method = params["method"]
+            if not isinstance(method, str):
+                raise BadRequest(f"parameters.method must be a string, got {method!r}")
+        self._check_methods([method])
+        return Prepared(codec.v1_to_x(payload, schema), [method], None)
+
+    def _schema(self) -> ModelSchema:
+        if self.schema is None:
+            raise ModelNotReady(f"model '{self.name}' is still loading")
+        return self.schema
+
+    def _check_methods(self, methods: list[str]) -> None:
+        offered = self._schema().methods
+        for method in methods:
+            if method not in offered:
+                what = type(self.estimator).__name__
+                known = method in METHODS
+                raise UnknownOutput(
+                    f"output '{method}' "
+                    + (f"is not offered by this {what}" if known else "is not a known output")
+                    + f"; valid outputs: {', '.join(offered)}"
+                )
+
+    # ------------------------------------------------------------- predict
+    async def predict(
+        self,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Run the requested methods off the event loop (batched when enabled).
+
+        Args:
+            payload: The ``Prepared`` input from ``preprocess``.
+            headers: Request headers (unused).
+            response_headers: Unused.
+
+        Returns:
+            ``(Prepared, {method: ndarray})``.
+
+        Raises:
+            ModelRejectedInput: the estimator refused this input (400).
+            InferenceFailed: the estimator failed otherwise (500).
+        """
+        key = tuple(payload.methods)
+        batcher = self._get_batcher()
+        if batcher is not None:
+            try:
+                return payload, await batcher.submit(key, payload.x)
+            except Exception:
+                # A merged batch failed: rerun this request alone, so only the request
+                # that caused the failure gets the error.
+                pass
+        loop = asyncio.get_running_loop()
+        return payload, await loop.run_in_executor(None, self._run_methods, key, payload.x)
+
+    def _run_methods(self, methods: tuple[str, ...], x: Any) -> dict[str, Any]:
+        BATCH_ROWS.labels(self.name).observe(len(x))
+        results = {}
+        for method in methods:
+            try:
+                results[method] = self.runner.run(method, x)
+            except INPUT_ERRORS as err:
+                raise ModelRejectedInput(
+                    f"the model rejected the input in {method}: {err}"
+                ) from err
+            except Exception as err:
+                raise InferenceFailed(
+                    f"{method} failed: {type(err).__name__}: {err}"
+                ) from err
+        return results
+
+    # --------------------------------------------------------- postprocess
+    async def postprocess(
+        self,
+        result: Any,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Shape the results: a V2 ``InferResponse`` or a V1 ``{"predictions": ...}`` dict.
+
+        Args:
+            result: ``(Prepared, {method: ndarray})`` from ``predict``.
+            headers: Request headers (unused).
+            response_headers: Unused.
+
+        Returns:
+            ``InferResponse`` for V2; for V1 the raw result array under ``predictions``.
+        """
+        prepared, results = result
+        if prepared.request is None:
+            return {"predictions": results[prepared.methods[0]]}
+        return responses.build_response(
+            results, prepared.methods, self._schema(), prepared.request, self.name, self.version
+        )
+
+    # ------------------------------------------------------------ metadata
+    def get_input_types(self) -> list[dict[str, Any]]:
+        schema = self._schema()
+        inputs = []
+        if schema.tensor_datatype is not None:
+            width = schema.n_features if schema.n_features is not None else -1
+            inputs.append(
+                {"name": TENSOR_INPUT, "datatype": schema.tensor_datatype, "shape": [-1, width]}
+            )
+        for feature in schema.features or ():
+            inputs.append({"name": feature.name, "datatype": feature.datatype, "shape": [-1]})
+        return inputs
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        schema = self._schema()
+        return [
+            {"name": m, "datatype": schema.output_datatype(m), "shape": schema.output_shape(m)}
+            for m in schema.methods
+        ]
+
+    def metadata(self) -> dict[str, Any]:
+        """V2 model metadata plus a ``parameters`` object (REST only) with the details."""
+        schema = self._schema()
+        params: dict[str, Any] = {
+            "estimator": type(self.estimator).__name__,
+            "estimator_type": schema.estimator_type,
+            "format": self.format,
+            "engine": self.engine_summary(),
+            "sklearn_version": sklearn.__version__,
+            "saved_sklearn_version": self.saved_sklearn_version,
+            "default_output": self.settings.default_output,
+        }
+        if schema.classes is not None:
+            params["classes"] = list(schema.classes)
+        if schema.feature_names:
+            params["feature_names"] = schema.feature_names
+        return {
+            "name": self.name,
+            "versions": [self.version] if self.version else [],
+            "platform": PLATFORM,
+            "inputs": self.get_input_types(),
+            "outputs": self.get_output_types(),
+            "parameters": params,
+        }
+
+
+__all__ = ["InferResponse", "Prepared", "SklearnModel"]

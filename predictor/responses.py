@@ -1,0 +1,149 @@
+"""Method results -> V2 outputs, and V2 responses -> REST bytes / gRPC messages / V1 JSON.
+
+Outputs are named after the method that made them. Labels keep the classes' type
+(INT64, FP64, or BYTES for strings); scores are FP64 ``[N, n_classes]`` with the class
+labels in the output's ``parameters.classes`` (a JSON list over REST; a JSON-encoded
+string over gRPC, whose parameters hold scalars only). gRPC tensor data always travels in
+``raw_output_contents``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import numpy as np
+import orjson
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from predictor.schema import ModelSchema, v2_datatype
+from predictor.tensors import pack_bytes
+
+SCORE_METHODS = frozenset({"predict_proba", "predict_log_proba", "decision_function"})
+CLASSES_PARAM = "classes"
+
+
+def _normalise(array: Any) -> np.ndarray:
+    array = np.asarray(array)
+    kind = array.dtype.kind
+    if kind in ("U", "S"):
+        return array.astype(object)
+    if kind == "i" and array.dtype != np.int64:
+        return array.astype(np.int64)
+    if kind == "u" and array.dtype != np.uint64:
+        return array.astype(np.int64)
+    if kind == "f" and array.dtype != np.float64:
+        return array.astype(np.float64)
+    return array
+
+
+def build_response(
+    results: dict[str, Any],
+    order: list[str],
+    schema: ModelSchema,
+    request: InferRequest,
+    model_name: str,
+    model_version: str | None,
+) -> InferResponse:
+    """A KServe ``InferResponse`` holding numpy outputs in the requested order."""
+    outputs = []
+    for method in order:
+        array = _normalise(results[method])
+        params: dict[str, Any] = {}
+        if method in SCORE_METHODS and schema.classes is not None and array.ndim == 2:
+            params[CLASSES_PARAM] = list(schema.classes)
+        output = InferOutput(
+            name=method,
+            shape=list(array.shape),
+            datatype=v2_datatype(array.dtype),
+            parameters=params or None,
+        )
+        output._data = array
+        outputs.append(output)
+    return InferResponse(
+        response_id=request.id or uuid.uuid4().hex,
+        model_name=model_name,
+        model_version=model_version,
+        infer_outputs=outputs,
+        from_grpc=request.from_grpc,
+    )
+
+
+def _binary_wanted(request: InferRequest | None, name: str) -> bool:
+    if request is None:
+        return False
+    for wanted in request.request_outputs or ():
+        if wanted.name == name and wanted.parameters and "binary_data" in wanted.parameters:
+            return bool(wanted.parameters["binary_data"])
+    params = request.parameters or {}
+    return bool(params.get("binary_data_output", False))
+
+
+def _json_data(array: np.ndarray) -> list[Any]:
+    flat = array.reshape(-1)
+    if array.dtype == object:
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in flat]
+    return flat.tolist()
+
+
+def to_rest_v2(response: InferResponse, request: InferRequest | None) -> tuple[bytes, int | None]:
+    """JSON body (and the JSON length when binary outputs follow it)."""
+    outputs, blobs = [], []
+    for output in response.outputs:
+        array: np.ndarray = output._data
+        item: dict[str, Any] = {
+            "name": output.name,
+            "datatype": output.datatype,
+            "shape": list(array.shape),
+        }
+        params = dict(output.parameters or {})
+        if _binary_wanted(request, output.name):
+            blob = pack_bytes(array) if array.dtype == object else array.tobytes()
+            params["binary_data_size"] = len(blob)
+            blobs.append(blob)
+        else:
+            item["data"] = _json_data(array)
+        if params:
+            item["parameters"] = params
+        outputs.append(item)
+    doc: dict[str, Any] = {"model_name": response.model_name, "id": response.id}
+    if response.model_version:
+        doc["model_version"] = response.model_version
+    doc["outputs"] = outputs
+    head = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not blobs:
+        return head, None
+    return head + b"".join(blobs), len(head)
+
+
+def to_grpc(response: InferResponse) -> pb.ModelInferResponse:
+    """A ``ModelInferResponse`` with every tensor in ``raw_output_contents``."""
+    message = pb.ModelInferResponse(
+        model_name=response.model_name,
+        model_version=response.model_version or "",
+        id=response.id or "",
+    )
+    for output in response.outputs:
+        array: np.ndarray = output._data
+        tensor = message.outputs.add(name=output.name, datatype=output.datatype)
+        tensor.shape.extend(array.shape)
+        for key, value in (output.parameters or {}).items():
+            if isinstance(value, list | dict):
+                tensor.parameters[key].string_param = orjson.dumps(value).decode()
+            elif isinstance(value, bool):
+                tensor.parameters[key].bool_param = value
+            elif isinstance(value, int):
+                tensor.parameters[key].int64_param = value
+            else:
+                tensor.parameters[key].string_param = str(value)
+        blob = pack_bytes(array) if array.dtype == object else np.ascontiguousarray(array).tobytes()
+        message.raw_output_contents.append(blob)
+    return message
+
+
+def to_v1(result: Any) -> bytes:
+    """``{"predictions": [...]}`` with labels, values or score rows."""
+    array = _normalise(result)
+    data = array.tolist()
+    return orjson.dumps({"predictions": data}, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -1,0 +1,162 @@
+"""REST glue: our V1/V2 inference, metadata and readiness routes on KServe's FastAPI app.
+
+The routes are plain Starlette endpoints placed ahead of KServe's own for the same paths:
+they read the raw body (JSON whatever the ``Content-Type``, or JSON + binary tensors),
+hand a KServe ``InferRequest`` (V2) or dict (V1) to ``DataPlane.infer`` — which runs the
+model's preprocess / predict / postprocess — and encode the answer with orjson. Every
+error becomes ``{"error": message}`` with the status its type carries; no traceback ever
+reaches a response body.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from kserve import errors as kserve_errors
+from kserve.protocol.dataplane import DataPlane
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from predictor import metrics, responses, tensors
+from predictor.errors import ModelNotFound, ModelNotReady, PredictorError
+
+log = logging.getLogger("predictor.rest")
+JSON = "application/json"
+
+
+def json_response(doc: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(doc), status_code=status, media_type=JSON)
+
+
+def status_of(err: Exception) -> tuple[int, str]:
+    """HTTP status and message for any exception, without a traceback."""
+    if isinstance(err, PredictorError):
+        return int(err.status), err.message
+    if isinstance(err, kserve_errors.InvalidInput):
+        return 400, str(err)
+    if isinstance(err, kserve_errors.ModelNotFound):
+        return 404, str(err)
+    if isinstance(err, kserve_errors.ModelNotReady | kserve_errors.ServerNotReady):
+        return 503, str(err)
+    return 500, f"internal error: {type(err).__name__}: {err}"
+
+
+def log_error(err: Exception, status: int, message: str, **fields: Any) -> None:
+    """The one log line an error gets (with a traceback only for server faults)."""
+    extra = {"status": status, "error": type(err).__name__, **fields}
+    if status >= 500 and not isinstance(err, PredictorError | kserve_errors.ModelNotReady):
+        log.error("request failed: %s", message, extra=extra, exc_info=err)
+    else:
+        log.warning("request rejected: %s", message, extra=extra)
+
+
+class Routes:
+    """Our endpoints, bound to KServe's data plane."""
+
+    def __init__(self, dataplane: DataPlane) -> None:
+        self.dataplane = dataplane
+
+    def model(self, name: str) -> Any:
+        model = self.dataplane.model_registry.get_model(name)
+        if model is None:
+            served = ", ".join(self.dataplane.model_registry.get_models()) or "none"
+            raise ModelNotFound(f"model '{name}' is not served here; served models: {served}")
+        if not model.ready:
+            raise ModelNotReady(f"model '{name}' is still loading")
+        return model
+
+    async def _infer(self, request: Request, protocol: str) -> Response:
+        name = request.path_params["model_name"]
+        started = time.perf_counter()
+        status = 200
+        try:
+            self.model(name)
+            body = await request.body()
+            headers = {"x-request-id": request.headers.get("x-request-id", "")}
+            if protocol == metrics.V2_REST:
+                infer_request = tensors.parse_rest_v2(
+                    body, request.headers.get(tensors.HEADER_LENGTH), name
+                )
+                result, _ = await self.dataplane.infer(name, infer_request, headers)
+                payload, json_length = responses.to_rest_v2(result, infer_request)
+                reply = Response(payload, media_type=JSON)
+                if json_length is not None:
+                    reply.headers[tensors.HEADER_LENGTH] = str(json_length)
+                    reply.media_type = "application/octet-stream"
+                return reply
+            doc = tensors.parse_json(body)
+            result, _ = await self.dataplane.infer(name, doc, headers)
+            return Response(responses.to_v1(result["predictions"]), media_type=JSON)
+        except Exception as err:  # every failure becomes a JSON error, never a traceback
+            status, message = status_of(err)
+            log_error(err, status, message, model=name, protocol=protocol)
+            return json_response({"error": message}, status)
+        finally:
+            metrics.observe(name, protocol, status, time.perf_counter() - started)
+
+    async def v2_infer(self, request: Request) -> Response:
+        return await self._infer(request, metrics.V2_REST)
+
+    async def v1_predict(self, request: Request) -> Response:
+        return await self._infer(request, metrics.V1_REST)
+
+    async def v2_metadata(self, request: Request) -> Response:
+        try:
+            return json_response(self.model(request.path_params["model_name"]).metadata())
+        except Exception as err:
+            status, message = status_of(err)
+            return json_response({"error": message}, status)
+
+    async def v2_model_ready(self, request: Request) -> Response:
+        name = request.path_params["model_name"]
+        try:
+            model = self.dataplane.model_registry.get_model(name)
+            if model is None:
+                raise ModelNotFound(f"model '{name}' is not served here")
+        except PredictorError as err:
+            return json_response({"error": err.message}, int(err.status))
+        ready = bool(model.ready)
+        return json_response({"name": name, "ready": ready}, 200 if ready else 503)
+
+    async def v2_server_ready(self, request: Request) -> Response:
+        models = self.dataplane.model_registry.get_models().values()
+        ready = bool(models) and all(m.ready for m in models)
+        return json_response({"ready": ready}, 200 if ready else 503)
+
+    def install(self, app: FastAPI) -> None:
+        """Put our routes first, so they answer before KServe's for the same paths."""
+        ours = [
+            Route("/v2/models/{model_name}/infer", self.v2_infer, methods=["POST"]),
+            Route(
+                "/v2/models/{model_name}/versions/{model_version}/infer",
+                self.v2_infer,
+                methods=["POST"],
+            ),
+            Route("/v1/models/{model_name}:predict", self.v1_predict, methods=["POST"]),
+            Route("/v2/models/{model_name}", self.v2_metadata, methods=["GET"]),
+            Route("/v2/models/{model_name}/ready", self.v2_model_ready, methods=["GET"]),
+            Route("/v2/health/ready", self.v2_server_ready, methods=["GET"]),
+        ]
+        app.router.routes[0:0] = ours
+        app.add_exception_handler(RequestValidationError, _validation_error)
+        app.add_exception_handler(Exception, _unexpected_error)
+
+
+async def _validation_error(request: Request, err: Exception) -> Response:
+    details = getattr(err, "errors", lambda: [])()
+    parts = [f"{'.'.join(str(p) for p in d.get('loc', ()))}: {d.get('msg')}" for d in details]
+    message = "invalid request: " + ("; ".join(parts) or str(err))
+    log_error(err, 400, message, path=request.url.path)
+    return json_response({"error": message}, 400)
+
+
+async def _unexpected_error(request: Request, err: Exception) -> Response:
+    status, message = status_of(err)
+    log_error(err, status, message, path=request.url.path)
+    return json_response({"error": message}, status)

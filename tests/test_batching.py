@@ -1,0 +1,291 @@
+"""Adaptive batcher: merging, splitting, limits, latency bound, error isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from predictor.batching import Batcher, BatchError
+
+
+class Recorder:
+    """A run function that records each call's key and row count, optionally slow."""
+
+    def __init__(self, delay: float = 0.0, fail_when=None):
+        self.delay = delay
+        self.calls: list[tuple[tuple[str, ...], int]] = []
+        self.threads: set[str] = set()
+        self.fail_when = fail_when
+        self._lock = threading.Lock()
+
+    def __call__(self, key, x):
+        with self._lock:
+            self.calls.append((key, len(x)))
+        self.threads.add(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)
+        arr = x.to_numpy() if hasattr(x, "to_numpy") else np.asarray(x)
+        if self.fail_when is not None and self.fail_when(arr):
+            raise RuntimeError(f"engine failed on a batch of {len(arr)} rows")
+        # every output's first axis is rows: the row's id back, and a 2-D derived output
+        return {"id": arr[:, 0].copy(), "double": arr * 2.0}
+
+
+def rows(ident: int, n: int = 1, width: int = 3) -> np.ndarray:
+    out = np.zeros((n, width))
+    out[:, 0] = ident + np.arange(n) / 1000.0
+    out[:, 1:] = ident
+    return out
+
+
+def test_idle_request_does_not_wait_for_max_latency():
+    rec = Recorder()
+
+    async def main():
+        b = Batcher(rec, max_batch_size=64, max_latency_us=2_000_000)
+        t0 = time.perf_counter()
+        out = await b.submit(("predict",), rows(7))
+        took = time.perf_counter() - t0
+        await b.close()
+        return out, took
+
+    out, took = asyncio.run(main())
+    assert took < 0.5, f"an idle batcher waited {took:.3f}s (max_latency is 2 s)"
+    assert out["id"].tolist() == [7.0]
+    assert rec.calls == [(("predict",), 1)]
+
+
+def test_concurrent_requests_are_merged_and_split_back_by_rows():
+    rec = Recorder(delay=0.05)
+    sizes = [1, 2, 3, 1, 5, 1, 2, 4, 1, 1, 3, 2, 1, 1, 2, 1, 1, 1, 2, 1]
+
+    async def main():
+        b = Batcher(rec, max_batch_size=64, max_latency_us=500_000)
+        outs = await asyncio.gather(
+            *(b.submit(("predict",), rows(100 * i, n)) for i, n in enumerate(sizes))
+        )
+        await b.close()
+        return outs
+
+    outs = asyncio.run(main())
+    # the first request finds the engine idle and runs alone; the other 19 queue up
+    # behind it and go out together when it finishes
+    assert len(rec.calls) <= 3, rec.calls
+    assert rec.calls[0][1] == 1
+    assert sum(n for _, n in rec.calls) == sum(sizes)
+    for i, (n, out) in enumerate(zip(sizes, outs, strict=True)):
+        expected = rows(100 * i, n)
+        assert out["id"].shape == (n,)
+        np.testing.assert_array_equal(out["id"], expected[:, 0])
+        np.testing.assert_array_equal(out["double"], expected * 2.0)
+
+
+def test_batches_never_exceed_max_batch_size_but_a_large_request_runs_alone():
+    rec = Recorder(delay=0.03)
+
+    async def main():
+        b = Batcher(rec, max_batch_size=8, max_latency_us=500_000)
+        small = [b.submit(("p",), rows(i, 3)) for i in range(10)]
+        big = b.submit(("p",), rows(999, 20))
+        outs = await asyncio.gather(*small, big)
+        await b.close()
+        return outs
+
+    outs = asyncio.run(main())
+    sizes = [n for _, n in rec.calls]
+    assert 20 in sizes, sizes  # the big one alone
+    assert all(n <= 8 for n in sizes if n != 20), sizes
+    assert sum(sizes) == 10 * 3 + 20
+    assert len(sizes) < 11, "small requests were not merged at all"
+    assert outs[-1]["id"].shape == (20,)
+    np.testing.assert_array_equal(outs[3]["id"], rows(3, 3)[:, 0])
+
+
+def test_different_keys_are_never_merged():
+    rec = Recorder(delay=0.03)
+
+    async def main():
+        b = Batcher(rec, max_batch_size=64, max_latency_us=200_000)
+        reqs = [b.submit(("predict",) if i % 2 else ("predict_proba",), rows(i)) for i in range(8)]
+        outs = await asyncio.gather(*reqs)
+        await b.close()
+        return outs
+
+    outs = asyncio.run(main())
+    for key, _n in rec.calls:
+        assert key in (("predict",), ("predict_proba",))
+    assert [o["id"][0] for o in outs] == [float(i) for i in range(8)]
+    assert len(rec.calls) <= 4
+
+
+def test_a_request_waits_at_most_max_latency_while_the_engine_is_busy():
+    gate = threading.Event()
+
+    def run(key, x):
+        if key == ("slow",):
+            gate.wait(2.0)  # occupies the only concurrency slot
+        return {"id": np.asarray(x)[:, 0]}
+
+    async def main():
+        b = Batcher(run, max_batch_size=64, max_latency_us=30_000)
+        slow = asyncio.ensure_future(b.submit(("slow",), rows(1)))
+        await asyncio.sleep(0.02)
+        t0 = time.perf_counter()
+        fast = await b.submit(("fast",), rows(2))
+        waited = time.perf_counter() - t0
+        gate.set()
+        await slow
+        await b.close()
+        return fast, waited
+
+    fast, waited = asyncio.run(main())
+    assert fast["id"].tolist() == [2.0]
+    assert 0.02 <= waited < 0.5, f"waited {waited:.3f}s with max_latency 30 ms"
+
+
+def test_an_engine_error_fails_only_the_requests_of_that_batch():
+    # the batch that contains a row with marker -1 fails; all others succeed
+    rec = Recorder(delay=0.03, fail_when=lambda a: bool((a[:, 1] == -1).any()))
+
+    async def main():
+        b = Batcher(rec, max_batch_size=64, max_latency_us=500_000)
+        first = asyncio.ensure_future(b.submit(("p",), np.array([[0.0, -1.0, 0.0]])))
+        await asyncio.sleep(0)  # first runs alone (engine idle) ...
+        others = [b.submit(("p",), rows(i)) for i in range(1, 6)]  # ... these queue
+        other_key = b.submit(("q",), np.array([[9.0, -1.0, 0.0]]))
+        res = await asyncio.gather(first, *others, other_key, return_exceptions=True)
+        await b.close()
+        return res
+
+    res = asyncio.run(main())
+    assert isinstance(res[0], RuntimeError) and "engine failed" in str(res[0])
+    for i, r in enumerate(res[1:6], start=1):
+        assert not isinstance(r, BaseException), r
+        assert r["id"].tolist() == [float(i)]
+    assert isinstance(res[6], RuntimeError)
+
+
+def test_all_requests_of_a_failing_batch_get_the_error():
+    calls = []
+
+    def run(key, x):
+        calls.append(len(x))
+        if len(calls) > 1:
+            raise ValueError("boom in batch")
+        time.sleep(0.05)
+        return {"id": np.asarray(x)[:, 0]}
+
+    async def main():
+        b = Batcher(run, max_batch_size=64, max_latency_us=500_000)
+        first = asyncio.ensure_future(b.submit(("p",), rows(0)))
+        await asyncio.sleep(0)
+        queued = [b.submit(("p",), rows(i)) for i in range(1, 4)]
+        res = await asyncio.gather(first, *queued, return_exceptions=True)
+        await b.close()
+        return res
+
+    res = asyncio.run(main())
+    assert calls == [1, 3]
+    assert res[0]["id"].tolist() == [0.0]
+    assert all(isinstance(r, ValueError) and str(r) == "boom in batch" for r in res[1:])
+
+
+def test_outputs_with_wrong_row_count_fail_the_batch_clearly():
+    def run(key, x):
+        time.sleep(0.02)
+        return {"summary": np.zeros(1)}  # not one row per input row
+
+    async def main():
+        b = Batcher(run, max_batch_size=64, max_latency_us=500_000)
+        first = asyncio.ensure_future(b.submit(("p",), rows(0)))
+        await asyncio.sleep(0)
+        queued = [b.submit(("p",), rows(i)) for i in range(1, 3)]
+        res = await asyncio.gather(first, *queued, return_exceptions=True)
+        await b.close()
+        return res
+
+    res = asyncio.run(main())
+    assert not isinstance(res[0], BaseException)  # alone: nothing to split
+    assert all(isinstance(r, BatchError) and "expected 2" in str(r) for r in res[1:])
+
+
+def test_run_executes_in_a_thread_and_the_event_loop_keeps_running():
+    rec = Recorder(delay=0.2)
+
+    async def main():
+        b = Batcher(rec, max_batch_size=4, max_latency_us=1000)
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        t = asyncio.ensure_future(ticker())
+        await b.submit(("p",), rows(1))
+        t.cancel()
+        await b.close()
+        return ticks
+
+    ticks = asyncio.run(main())
+    assert ticks >= 5, f"event loop was blocked (only {ticks} ticks in 200 ms)"
+    assert threading.main_thread().name not in rec.threads
+
+
+def test_dataframes_are_concatenated_and_split():
+    seen = []
+
+    def run(key, x):
+        seen.append(type(x).__name__)
+        time.sleep(0.03)
+        assert list(x.columns) == ["a", "b"]
+        return {"sum": (x["a"] + x["b"]).to_numpy()}
+
+    async def main():
+        b = Batcher(run, max_batch_size=64, max_latency_us=500_000)
+        first = asyncio.ensure_future(b.submit(("p",), pd.DataFrame({"a": [1.0], "b": [2.0]})))
+        await asyncio.sleep(0)
+        queued = [
+            b.submit(("p",), pd.DataFrame({"a": [float(i), 10.0 * i], "b": [1.0, 1.0]}))
+            for i in range(1, 4)
+        ]
+        res = await asyncio.gather(first, *queued)
+        await b.close()
+        return res
+
+    res = asyncio.run(main())
+    assert seen == ["DataFrame", "DataFrame"]
+    assert res[0]["sum"].tolist() == [3.0]
+    assert [r["sum"].tolist() for r in res[1:]] == [[2.0, 11.0], [3.0, 21.0], [4.0, 31.0]]
+
+
+def test_close_runs_queued_requests_and_then_refuses_new_ones():
+    rec = Recorder(delay=0.05)
+
+    async def main():
+        b = Batcher(rec, max_batch_size=64, max_latency_us=5_000_000)
+        first = asyncio.ensure_future(b.submit(("p",), rows(0)))
+        await asyncio.sleep(0)
+        queued = asyncio.ensure_future(b.submit(("p",), rows(1)))
+        await asyncio.sleep(0)
+        await b.close()
+        res = await asyncio.gather(first, queued)
+        with pytest.raises(RuntimeError, match="closed"):
+            await b.submit(("p",), rows(2))
+        return res
+
+    res = asyncio.run(main())
+    assert [r["id"].tolist() for r in res] == [[0.0], [1.0]]
+
+
+def test_invalid_settings_are_rejected():
+    with pytest.raises(ValueError):
+        Batcher(lambda k, x: {}, max_batch_size=0, max_latency_us=10)
+    with pytest.raises(ValueError):
+        Batcher(lambda k, x: {}, max_batch_size=4, max_latency_us=-1)

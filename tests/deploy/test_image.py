@@ -1,0 +1,275 @@
+"""Build the real Dockerfile with podman and serve a model from the built image.
+
+No Docker engine and no working `podman run` here (cgroups), so:
+1. base: `debootstrap --variant=minbase bookworm` + python3 + python3-venv, `podman import`
+   (built once and kept as a local image; later runs of the session reuse it);
+2. `podman build --isolation=chroot --network=host --build-arg BASE_IMAGE=<base>` with the
+   host CA bundle mounted, exactly as a user would build it (the Dockerfile is unchanged:
+   its default base stays python:3.11-slim);
+3. run the image's own ENTRYPOINT + CMD + Env + User (from `podman image inspect`) inside
+   `podman image mount`'s root, in a private mount namespace: root re-mounted READ-ONLY
+   (as readOnlyRootFilesystem would), a writable /tmp, /proc and /dev bound, a model
+   trained by the host virtualenv at /mnt/models, chroot as uid 1000;
+4. call /v2/health/ready and one V2 inference, then stop it and unmount.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, run, run_ok
+
+pytestmark = pytest.mark.slow
+
+BASE_TAG = os.environ.get("DEPLOY_TEST_BASE", "localhost/sklearn-predictor-testbase:bookworm")
+IMAGE_TAG = os.environ.get("DEPLOY_TEST_IMAGE", "localhost/sklearn-predictor:test")
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+TIMINGS: dict[str, float] = {}
+
+
+def _log(msg: str) -> None:
+    print(f"[image-test] {msg}", file=sys.stderr, flush=True)
+
+
+def _need(binary: str) -> str:
+    found = shutil.which(binary)
+    if not found:
+        pytest.fail(f"{binary} is missing: run `make tools`", pytrace=False)
+    return found
+
+
+def build_base(podman: str) -> None:
+    """debootstrap a minimal bookworm with python3 + venv and import it (once)."""
+    if run([podman, "image", "exists", BASE_TAG]).returncode == 0:
+        _log(f"base {BASE_TAG} already present, reusing it")
+        return
+    debootstrap = _need("debootstrap")
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="deboot-", dir="/var/tmp") as tmp:
+        root = Path(tmp) / "rootfs"
+        run_ok(
+            [
+                debootstrap, "--variant=minbase", "--include=python3,python3-venv",
+                "bookworm", root,
+            ]
+        )
+        # Keep the base small: no apt lists or caches in the image.
+        for junk in ("var/lib/apt/lists", "var/cache/apt/archives"):
+            for child in (root / junk).glob("*"):
+                if child.is_file():
+                    child.unlink()
+        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+        imp = subprocess.run(
+            [podman, "import", "--change", 'CMD ["/bin/bash"]', "-", BASE_TAG],
+            stdin=tar.stdout, capture_output=True, text=True, check=False,
+        )
+        tar.wait()
+        if imp.returncode != 0 or tar.returncode != 0:
+            pytest.fail(f"podman import failed: {imp.stderr[-2000:]}", pytrace=False)
+    TIMINGS["base (debootstrap + import)"] = time.monotonic() - t0
+
+
+def build_image(podman: str) -> None:
+    t0 = time.monotonic()
+    run_ok(
+        [
+            podman, "build", "--isolation=chroot", "--network=host",
+            "--build-arg", f"BASE_IMAGE={BASE_TAG}",
+            "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
+            "-t", IMAGE_TAG, "-f", REPO / "Dockerfile", REPO,
+        ]
+    )
+    TIMINGS["podman build"] = time.monotonic() - t0
+
+
+def train_model(dest: Path) -> None:
+    """Train an iris classifier (string classes) with the HOST virtualenv's scikit-learn."""
+    code = (
+        "import sys, joblib\n"
+        "from sklearn.datasets import load_iris\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "d = load_iris()\n"
+        "y = d.target_names[d.target]\n"
+        "m = LogisticRegression(max_iter=500).fit(d.data, y)\n"
+        "joblib.dump(m, sys.argv[1])\n"
+    )
+    dest.mkdir(parents=True, exist_ok=True)
+    run_ok([sys.executable, "-c", code, dest / "model.joblib"])
+    for p in [dest, *dest.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _http(method: str, url: str, body: dict | None = None) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+@pytest.fixture(scope="module")
+def built_image(podman: str) -> Iterator[dict]:
+    t0 = time.monotonic()
+    build_base(podman)
+    build_image(podman)
+    info = json.loads(run_ok([podman, "image", "inspect", IMAGE_TAG]))[0]
+    yield info
+    TIMINGS["total (base + build + serve)"] = time.monotonic() - t0
+    _log("timings: " + ", ".join(f"{k}={v:.0f}s" for k, v in TIMINGS.items()))
+
+
+def test_image_config(built_image: dict) -> None:
+    cfg = built_image["Config"]
+    assert cfg.get("User") == "1000:1000", "final stage must run as numeric uid 1000"
+    assert cfg.get("Entrypoint") == ["/opt/venv/bin/python", "-m", "predictor"]
+    assert {"8080/tcp", "8081/tcp"} <= set(cfg.get("ExposedPorts") or {})
+    env = dict(e.split("=", 1) for e in cfg.get("Env", []))
+    assert env.get("HOME") == "/tmp" and env.get("TMPDIR") == "/tmp"
+    assert env.get("PYTHONDONTWRITEBYTECODE") == "1"
+    assert env.get("PREDICTOR_MODEL_DIR") == "/mnt/models"
+
+
+@pytest.fixture(scope="module")
+def image_root(podman: str, built_image: dict) -> Iterator[Path]:
+    mnt = Path(run_ok([podman, "image", "mount", IMAGE_TAG]).strip())
+    try:
+        yield mnt
+    finally:
+        run([podman, "image", "unmount", IMAGE_TAG])
+
+
+def test_image_has_no_compilers_and_pins_sklearn(image_root: Path) -> None:
+    for cc in ("gcc", "cc", "g++", "clang", "make"):
+        assert not (image_root / "usr" / "bin" / cc).exists(), f"{cc} in the final image"
+    lock = (REPO / "requirements.lock").read_text()
+    import sklearn  # the host venv's: the one that pickles the models
+
+    assert f"scikit-learn=={sklearn.__version__}\n" in lock
+    site = list((image_root / "opt" / "venv" / "lib").glob("python3*/site-packages"))
+    assert site, "no virtualenv in /opt/venv"
+    dists = [p.name for p in site[0].glob("scikit_learn-*.dist-info")]
+    assert dists == [f"scikit_learn-{sklearn.__version__}.dist-info"], dists
+
+
+def test_image_serves_v2_readonly_root(built_image: dict, image_root: Path) -> None:
+    cfg = built_image["Config"]
+    unshare = _need("unshare")
+    chroot = _need("chroot")
+    http_port, grpc_port = _free_port(), _free_port()
+    with tempfile.TemporaryDirectory(prefix="img-serve-") as tmp:
+        model_dir = Path(tmp) / "model"
+        writable_tmp = Path(tmp) / "tmp"
+        writable_tmp.mkdir()
+        writable_tmp.chmod(0o1777)
+        Path(tmp).chmod(0o755)
+        train_model(model_dir)
+
+        env = list(cfg.get("Env") or [])
+        env += [f"PREDICTOR_HTTP_PORT={http_port}", f"PREDICTOR_GRPC_PORT={grpc_port}"]
+        argv = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
+        argv += ["--model_name", "iris", "--http_port", str(http_port),
+                 "--grpc_port", str(grpc_port)]
+        uid_gid = cfg["User"]
+        workdir = cfg.get("WorkingDir") or "/"
+        script = r"""
+set -eu
+R="$1"; TMPH="$2"; MODEL="$3"; USERSPEC="$4"; WD="$5"; shift 5
+mount --bind "$R" "$R"
+mount -o remount,bind,ro "$R"
+mount -t proc proc "$R/proc"
+mount --rbind /dev "$R/dev"
+mount --bind "$TMPH" "$R/tmp"
+mount --bind "$MODEL" "$R/mnt/models"
+mount -o remount,bind,ro "$R/mnt/models"
+# prove the root is read-only before starting
+if chroot "$R" /bin/sh -c 'touch /opt/x' 2>/dev/null; then echo "root is writable" >&2; exit 97; fi
+exec chroot --userspec="$USERSPEC" "$R" /bin/sh -c 'cd "$0" && exec "$@"' "$WD" "$@"
+"""
+        cmd = [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script,
+               "sh", str(image_root), str(writable_tmp), str(model_dir), uid_gid, workdir,
+               "/usr/bin/env", "-i", *env, *argv]
+        log_path = Path(tmp) / "server.log"
+        t0 = time.monotonic()
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        try:
+            base = f"http://127.0.0.1:{http_port}"
+            ready_status, ready_body = 0, b""
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    break
+                try:
+                    ready_status, ready_body = _http("GET", f"{base}/v2/health/ready")
+                    if ready_status == 200:
+                        break
+                except (urllib.error.URLError, ConnectionError, OSError):
+                    pass
+                time.sleep(0.5)
+            TIMINGS["image start -> ready"] = time.monotonic() - t0
+            logs = log_path.read_text(errors="replace")[-4000:]
+            assert ready_status == 200, f"not ready (exit={proc.poll()}):\n{logs}"
+            assert json.loads(ready_body) == {"ready": True}
+
+            body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
+                                "data": [[5.1, 3.5, 1.4, 0.2]]}]}
+            status, raw = _http("POST", f"{base}/v2/models/iris/infer", body)
+            assert status == 200, raw[:2000]
+            out = json.loads(raw)
+            assert out["model_name"] == "iris"
+            flat = json.dumps(out["outputs"])
+            assert "setosa" in flat, out
+
+            # Nothing was written outside /tmp (root is read-only: the server would
+            # have crashed otherwise); the process runs as uid 1000.
+            status_txt = Path(f"/proc/{_server_pid(proc.pid)}/status").read_text()
+            uid_line = next(ln for ln in status_txt.splitlines() if ln.startswith("Uid:"))
+            assert uid_line.split()[1] == "1000", uid_line
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+def _server_pid(pid: int) -> int:
+    """The unshare/sh/chroot chain exec()s into the server, or forks once (unshare)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    seen = pid
+    for _ in range(4):
+        try:
+            kids = children.read_text().split()
+        except FileNotFoundError:
+            break
+        if not kids:
+            break
+        seen = int(kids[0])
+        children = Path(f"/proc/{seen}/task/{seen}/children")
+    return seen

@@ -33,7 +33,9 @@ import pytest
 
 from .conftest import REPO, run, run_ok
 
-pytestmark = pytest.mark.slow
+# Cold: debootstrap + a full pip install inside the build; pytest's default 600 s is
+# too short for the first test of the module, which builds everything.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 BASE_TAG = os.environ.get("DEPLOY_TEST_BASE", "localhost/sklearn-predictor-testbase:bookworm")
 IMAGE_TAG = os.environ.get("DEPLOY_TEST_IMAGE", "localhost/sklearn-predictor:test")

@@ -5,7 +5,8 @@
 writes ``iris/model.joblib`` (LogisticRegression on iris with string class names) and
 ``house/model.joblib`` (house prices from ``area`` float, ``bedrooms`` int and ``location``
 string: a Pipeline with one-hot encoding and a regressor), each with a ``.sha256`` beside
-it. Nothing is downloaded. Existing models are kept unless ``--force``.
+it, and ``house/sample.csv`` (example rows whose dtypes the server reports as the
+training dtypes). Nothing is downloaded. Existing models are kept unless ``--force``.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def main() -> None:
             print(f"kept {target}")
             continue
         save(build(), target)
+        if name == "house":  # example rows: training dtypes for metadata, ONNX parity probe
+            house_data(rows=50, seed=11)[0].to_csv(target.parent / "sample.csv", index=False)
 
 
 if __name__ == "__main__":

@@ -182,3 +182,21 @@ def find_sample(artifact: Artifact) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def read_sample(path: Path, feature_names: list[str] | None) -> Any:
+    """The sample rows as a DataFrame in the model's column order."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as err:
+        raise ModelLoadError(f"could not read sample file {path}: {err}") from err
+    if feature_names is not None:
+        missing = [n for n in feature_names if n not in frame.columns]
+        if missing:
+            raise ModelLoadError(
+                f"sample file {path} lacks the model's features: {', '.join(missing)}"
+            )
+        frame = frame[feature_names]
+    return frame

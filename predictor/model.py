@@ -112,7 +112,14 @@ class SklearnModel(Model):
                 saved,
                 extra={"model": self.name},
             )
-        schema = describe(estimator)
+        sample_path = artifacts.find_sample(artifact)
+        names = getattr(estimator, "feature_names_in_", None)
+        sample = (
+            artifacts.read_sample(sample_path, None if names is None else list(names))
+            if sample_path
+            else None
+        )
+        schema = describe(estimator, sample)
         for option, method in (
             ("default_output", settings.default_output),
             ("v1_output", settings.v1_output),
@@ -124,7 +131,7 @@ class SklearnModel(Model):
                 )
         self.estimator, self.schema = estimator, schema
         self.version, self.format, self.saved_sklearn_version = digest[:12], artifact.format, saved
-        self.runner = self._build_runner(estimator, artifact)
+        self.runner = self._build_runner(estimator, artifact, sample)
         MODEL_INFO.labels(
             self.name, self.version, self.format, self.engine_summary(), saved or "unknown"
         ).set(1)
@@ -137,13 +144,13 @@ class SklearnModel(Model):
             extra={"model": self.name},
         )
 
-    def _build_runner(self, estimator: Any, artifact: artifacts.Artifact) -> Any:
+    def _build_runner(self, estimator: Any, artifact: artifacts.Artifact, sample: Any) -> Any:
         from predictor.engine import build_engine
 
         engine = build_engine(
             estimator,
             mode=self.settings.engine,
-            probe=None,
+            probe=sample if sample is None or self.schema_has_names() else sample.to_numpy(),
             onnx_path=artifact.onnx_path,
             logger=log,
         )
@@ -171,6 +178,9 @@ class SklearnModel(Model):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+    def schema_has_names(self) -> bool:
+        return bool(self.schema and self.schema.feature_names)
 
     def engine_summary(self) -> str:
         if self.runner is None:

@@ -86,13 +86,24 @@ def v2_datatype(dtype: np.dtype[Any]) -> str:
     return "BYTES"
 
 
-def describe(estimator: Any) -> ModelSchema:
-    """Inspect a fitted estimator (or Pipeline) and return its schema."""
+def describe(estimator: Any, sample: Any = None) -> ModelSchema:
+    """Inspect a fitted estimator (or Pipeline) and return its schema.
+
+    Args:
+        estimator: The fitted estimator.
+        sample: Optional DataFrame of example rows (``sample.csv`` next to the artifact);
+            its column dtypes, when given, are the training dtypes reported in metadata.
+    """
     names = getattr(estimator, "feature_names_in_", None)
     n_features = getattr(estimator, "n_features_in_", None)
     features = None
     if names is not None:
         kinds = _column_kinds(estimator)
+        for column in getattr(sample, "columns", []):
+            datatype = v2_datatype(sample[column].dtype)
+            datatype = "INT64" if datatype.startswith(("INT", "UINT")) else datatype
+            datatype = "FP64" if datatype.startswith("FP") else datatype
+            kinds[str(column)] = (STRING if datatype == "BYTES" else NUMERIC, datatype)
         features = tuple(
             Feature(str(name), *kinds.get(str(name), (NUMERIC, "FP64"))) for name in names
         )

@@ -18,7 +18,7 @@ MODELS: dict[str, Callable[[Path], Path]] = {
     "lr": lambda d: models.write_joblib(models.lr_pipeline(), d),
     "rf": lambda d: models.write_joblib(models.random_forest(), d),
     "ridge": lambda d: models.write_pickle(models.ridge(), d),
-    "house": lambda d: models.write_joblib(models.column_pipeline(), d),
+    "house": lambda d: models.write_house(d),
     "hgb": lambda d: models.write_skops(models.hist_gradient_boosting(), d),
 }
 

@@ -86,6 +86,13 @@ def write_joblib(model: object, directory: Path, name: str = "model.joblib") -> 
     return path
 
 
+def write_house(directory: Path) -> Path:
+    """The ColumnTransformer model plus ``sample.csv`` (training dtypes, parity probe)."""
+    path = write_joblib(column_pipeline(), directory)
+    house_frame(rows=20)[0].to_csv(directory / "sample.csv", index=False)
+    return path
+
+
 def write_pickle(model: object, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "model.pkl"

@@ -24,7 +24,15 @@ def free_port() -> int:
 class Server:
     """One predictor process; ``url`` for REST, ``grpc`` for gRPC (host:port)."""
 
-    def __init__(self, model_dir: Path, name: str, log_path: Path, **options: Any) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        name: str,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+        **options: Any,
+    ) -> None:
         self.name = name
         self.http_port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
@@ -32,6 +40,7 @@ class Server:
         self.log_path = log_path
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREDICTOR_")}
         env.update({f"PREDICTOR_{k.upper()}": str(v) for k, v in options.items()})
+        env.update(extra_env or {})
         args = [
             sys.executable,
             "-m",
@@ -44,6 +53,7 @@ class Server:
             str(self.http_port),
             "--grpc_port",
             str(self.grpc_port),
+            *(extra_args or []),
         ]
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(

@@ -156,6 +156,8 @@ def render_all(tools: Path) -> list[tuple[str, str]]:
             [str(kubectl), "kustomize", str(overlay)], capture_output=True, text=True, check=True
         ).stdout
         rendered.append((f"k8s/overlays/{overlay.name}", out))
+    for example in sorted((REPO / "k8s" / "examples").glob("*.yaml")):
+        rendered.append((f"k8s/examples/{example.name}", example.read_text()))
     variants: list[list[str]] = [[]] + [
         ["-f", str(f)] for f in sorted((chart / "examples").glob("values-*.yaml"))
     ]

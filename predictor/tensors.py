@@ -203,6 +203,13 @@ def _from_values(name: str, datatype: str, data: Any) -> np.ndarray:
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
         return array
+    if datatype == "BOOL":
+        bad = next((v for v in _flatten(data) if not isinstance(v, bool)), None)
+        if bad is not None:
+            raise InvalidTensor(
+                f"input '{name}' has datatype BOOL, so its data must be booleans; "
+                f"found {_what(bad)}"
+            )
     try:
         array = np.asarray(data, dtype=DTYPES[datatype])
     except (ValueError, TypeError) as err:

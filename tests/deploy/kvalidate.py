@@ -26,7 +26,10 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import hashlib
 import json
+import os
+import tempfile
 import subprocess
 import sys
 from pathlib import Path
@@ -59,24 +62,43 @@ def strictify(schema: Any) -> Any:
     return out
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @functools.lru_cache(maxsize=None)
 def kserve_schemas() -> dict[tuple[str, str], dict]:
-    """(apiVersion, kind) -> strict openAPIV3Schema, from every CRD in shared/."""
+    """(apiVersion, kind) -> strict openAPIV3Schema, from every CRD in shared/.
+
+    Parsing ~2 MB of CRD YAML takes seconds, so the strict schemas are cached as JSON
+    (keyed by the CRD files' sha256) in the system temp directory.
+    """
     if not KSERVE_CRDS.is_dir():
         raise SystemExit(f"KServe CRDs not found in {KSERVE_CRDS}")
+    files = sorted(KSERVE_CRDS.glob("*.yaml"))
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    digest.update(Path(__file__).read_bytes())  # a change here invalidates the cache
+    cache = Path(tempfile.gettempdir()) / f"kvalidate-kserve-{digest.hexdigest()[:16]}.json"
+    if cache.exists():
+        raw = json.loads(cache.read_text())
+        return {(a, k): v for a, k, v in raw}
     found: dict[tuple[str, str], dict] = {}
-    for crd_file in sorted(KSERVE_CRDS.glob("*.yaml")):
-        crd = yaml.safe_load(crd_file.read_text())
+    for crd_file in files:
+        crd = yaml.load(crd_file.read_text(), Loader=_Loader)
         group = crd["spec"]["group"]
         kind = crd["spec"]["names"]["kind"]
         for ver in crd["spec"]["versions"]:
             if not ver.get("served", True):
                 continue
-            raw = copy.deepcopy(ver["schema"]["openAPIV3Schema"])
+            raw_schema = copy.deepcopy(ver["schema"]["openAPIV3Schema"])
             # metadata is validated separately against ObjectMeta (the CRD says only
             # "type: object" there).
-            raw["properties"]["metadata"] = {"type": "object"}
-            found[(f"{group}/{ver['name']}", kind)] = strictify(raw)
+            raw_schema["properties"]["metadata"] = {"type": "object"}
+            found[(f"{group}/{ver['name']}", kind)] = strictify(raw_schema)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps([[a, k, v] for (a, k), v in found.items()]))
+    tmp.replace(cache)
     return found
 
 
@@ -123,7 +145,7 @@ def validate_object(obj: Any, k8s_version: str = DEFAULT_K8S) -> list[str]:
 
 
 def load_documents(text: str) -> list[Any]:
-    return [d for d in yaml.safe_load_all(text) if d is not None]
+    return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
 
 
 def validate_stream(text: str, source: str, k8s_version: str) -> list[dict]:

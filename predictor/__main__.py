@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from pydantic import ValidationError
+
 from predictor import logs
 from predictor.settings import load_settings
 
@@ -13,7 +15,15 @@ log = logging.getLogger("predictor")
 
 def main(argv: list[str] | None = None) -> int:
     """Parse flags and environment, configure logging, serve until stopped."""
-    settings, unknown = load_settings(sys.argv[1:] if argv is None else argv)
+    try:
+        settings, unknown = load_settings(sys.argv[1:] if argv is None else argv)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+            for e in err.errors()
+        )
+        print(f"predictor: invalid settings: {problems}", file=sys.stderr)
+        return 2
     log_file = logs.configure(settings.log_level, settings.log_format)
     if unknown:
         log.info("flags passed through to KServe: %s", " ".join(unknown))

@@ -164,7 +164,8 @@ def markdown(doc: dict[str, Any], chart_name: str | None) -> str:
         f"load average {m['load_average_start']:.2f} at start, {m['load_average_end']:.2f} at end.",
         "Software: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
         f"BLAS: {m['blas']}.",
-        f"Load: {c['duration_s']:g} s per measurement after {c['warmup_s']:g} s warm-up; "
+        f"Load: {c['duration_s']:g} s per measurement after {c['warmup_s']:g} s warm-up, "
+        f"median of {c.get('rounds', 1)} round(s); "
         "wrk (REST, V2 JSON) and h2load (gRPC), one load thread, servers alternating; "
         "load generator and server share the 2 cores.",
         "",
@@ -181,6 +182,26 @@ def markdown(doc: dict[str, Any], chart_name: str | None) -> str:
             f"{_cell(t['ceiling'])} | {_fmt(t['x_mlserver'], '.2f')} | "
             f"{_fmt(t['x_baseline'], '.1f')} | {_fmt(t['of_ceiling'], '.0%')} |"
         )
+    variants = sorted({r["server"] for r in doc["results"] if r["kind"] == "ours-variant"})
+    if variants:
+        lines += [
+            "",
+            "## This predictor's fast paths: req/s (p50/p99 ms)",
+            "",
+            "`ours` is the default (ONNX Runtime engine + adaptive batching); "
+            "`ours-sklearn` keeps batching but serves with scikit-learn; "
+            "`ours-nobatch` keeps ONNX but turns batching off.",
+            "",
+            "| model | protocol | c | ours | " + " | ".join(variants) + " |",
+            "|---|---|---:|---|" + "---|" * len(variants),
+        ]
+        for t in sm["table"]:
+            by = {r["server"]: r for r in _rows(doc, t["model"], t["protocol"], t["concurrency"])}
+            lines.append(
+                f"| {t['model']} | {t['protocol']} | {t['concurrency']} | {_cell(t['ours'])} | "
+                + " | ".join(_cell(by.get(v)) for v in variants)
+                + " |"
+            )
     lines += ["", "## 1000 rows per request: rows/s", ""]
     ip = doc.get("in_process", {})
     for model, vals in ip.items():

@@ -54,6 +54,12 @@ PY = Path(sys.executable)
 MLSERVER_VENV = BENCH / ".venv-mlserver"
 GRPC_PATH = "/inference.GRPCInferenceService/ModelInfer"
 HOST = "127.0.0.1"
+# this predictor: its default configuration, and variants that show what each fast path buys
+OURS_VARIANTS: dict[str, dict[str, str]] = {
+    "ours": {},
+    "ours-sklearn": {"PREDICTOR_ENGINE": "sklearn"},  # batching on, scikit-learn engine
+    "ours-nobatch": {"PREDICTOR_BATCHING": "false"},  # ONNX engine, no batching
+}
 MLSERVER_CONFIGS = {
     # name: (parallel_workers, adaptive batching)
     "mlserver-pw0": (0, False),
@@ -188,12 +194,14 @@ def make_servers(
     env = server_env()
     logs = work / "logs"
     for model, d in model_dirs.items():
-        if "ours" in wanted:
+        for variant, extra_env in OURS_VARIANTS.items():
+            if variant not in wanted:
+                continue
             hp, gp = free_port(), free_port()
             servers.append(
                 Server(
-                    f"ours:{model}",
-                    "ours",
+                    f"{variant}:{model}",
+                    "ours" if variant == "ours" else "ours-variant",
                     [model],
                     [
                         str(PY),
@@ -209,10 +217,10 @@ def make_servers(
                         str(gp),
                     ],
                     ROOT,
-                    env,
+                    {**env, **extra_env},
                     hp,
                     gp,
-                    logs / f"ours-{model}.log",
+                    logs / f"{variant}-{model}.log",
                 )
             )
         if "baseline" in wanted:
@@ -493,6 +501,27 @@ def _pct(sorted_values: list[int], p: float) -> float:
 # ------------------------------------------------------------------------- run
 
 
+def aggregate(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (model, protocol, concurrency, server): medians over rounds, sums of errors."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in raw:
+        groups.setdefault((r["model"], r["protocol"], r["concurrency"], r["server"]), []).append(r)
+    out = []
+    for rows in groups.values():
+        first = rows[0]
+        agg = {k: first[k] for k in ("model", "protocol", "concurrency", "server", "kind")}
+        for k in ("rps", "p50_ms", "p99_ms"):
+            agg[k] = float(np.median([r[k] for r in rows]))
+        for k in ("requests", "non2xx", "socket_errors"):
+            agg[k] = int(sum(r[k] for r in rows))
+        agg["rss_mb"] = max(r["rss_mb"] for r in rows)
+        agg["rounds"] = [
+            {k: r[k] for k in ("rps", "p50_ms", "p99_ms", "loadavg_before")} for r in rows
+        ]
+        out.append(agg)
+    return out
+
+
 def machine_info() -> dict[str, Any]:
     cpu = "unknown"
     with contextlib.suppress(OSError):
@@ -612,7 +641,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per measurement")
     ap.add_argument("--concurrency", default="1,16,64")
-    ap.add_argument("--servers", default="ours,baseline,mlserver,ceiling")
+    ap.add_argument(
+        "--servers",
+        default="ours,baseline,mlserver,ceiling",
+        help="any of ours, ours-sklearn, ours-nobatch, baseline, mlserver, ceiling",
+    )
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the one-row runs; medians")
     ap.add_argument("--mlserver-configs", default=",".join(MLSERVER_CONFIGS))
     ap.add_argument("--models", default="rf,lr")
     ap.add_argument("--protocols", default="rest,grpc")
@@ -700,27 +734,34 @@ def main(argv: list[str] | None = None) -> int:
         idle_rss = {s.name: round(s.measure_rss(), 1) for s in servers}
 
         round_no = 0
-        for m in model_names:
-            for proto in protocols:
-                for conc in conc_levels:
-                    group = [s for s in servers if m in s.models]
-                    for s in rotations(group, round_no):
-                        r = measure(s, proto, m, conc, args.duration, files[m], args.warmup)
-                        row = {
-                            "model": m,
-                            "protocol": proto,
-                            "concurrency": conc,
-                            "server": s.name.split(":")[0],
-                            "kind": s.kind,
-                            **r,
-                        }
-                        results.append(row)
-                        log(
-                            f"{m} {proto} c={conc} {row['server']}: {r['rps']:.0f} req/s "
-                            f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms "
-                            f"non2xx {r['non2xx']} rss {r['rss_mb']} MB"
-                        )
-                    round_no += 1
+        raw: list[dict[str, Any]] = []
+        for rnd in range(args.rounds):
+            for m in model_names:
+                for proto in protocols:
+                    for conc in conc_levels:
+                        group = [s for s in servers if m in s.models]
+                        for s in rotations(group, round_no):
+                            load = os.getloadavg()[0]
+                            r = measure(s, proto, m, conc, args.duration, files[m], args.warmup)
+                            row = {
+                                "model": m,
+                                "protocol": proto,
+                                "concurrency": conc,
+                                "server": s.name.split(":")[0],
+                                "kind": s.kind,
+                                "round": rnd,
+                                "loadavg_before": round(load, 2),
+                                **r,
+                            }
+                            raw.append(row)
+                            log(
+                                f"r{rnd} {m} {proto} c={conc} {row['server']}: "
+                                f"{r['rps']:.0f} req/s p50 {r['p50_ms']:.2f} ms "
+                                f"p99 {r['p99_ms']:.2f} ms non2xx {r['non2xx']} "
+                                f"rss {r['rss_mb']} MB load {load:.1f}"
+                            )
+                        round_no += 1
+        results.extend(aggregate(raw))
 
         # 1000-row requests: served rows/s vs in-process predict rows/s
         for m in model_names:
@@ -729,10 +770,10 @@ def main(argv: list[str] | None = None) -> int:
             group = [s for s in servers if m in s.models and s.kind != "ceiling"]
             for s in rotations(group, round_no):
                 variants = [("json", files[m]["bulk_json"], None)]
-                if s.kind in ("ours", "baseline"):  # KServe's binary tensor extension
-                    output = "predict" if s.kind == "ours" else None
+                if s.kind in ("ours", "ours-variant", "baseline"):  # binary tensor extension
+                    output = "predict" if s.kind.startswith("ours") else None
                     body, hl = v2_binary(m, MODELS[m].x[:1000], output)
-                    path = bodies / f"{m}-1000-{s.kind}.bin"
+                    path = bodies / f"{m}-1000-{s.name.split(':')[0]}.bin"
                     path.write_bytes(body)
                     check_rest(s.url(m), body, hl)
                     variants.append(("binary", path, hl))
@@ -765,6 +806,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "config": {
             "duration_s": args.duration,
+            "rounds": args.rounds,
             "warmup_s": args.warmup,
             "concurrency": conc_levels,
             "protocols": protocols,

@@ -68,14 +68,24 @@ def project_pods(objs: list[dict[str, Any]], namespace: str = NAMESPACE) -> list
             }
         )
 
+    runtimes = {o["metadata"]["name"]: o for o in objs if o["kind"] == "ClusterServingRuntime"}
     for obj in objs:
+        if obj["kind"] != "InferenceService":
+            continue
         name = obj["metadata"]["name"]
         labels = {"serving.kserve.io/inferenceservice": name}
-        if obj["kind"] == "InferenceService":
-            pod(f"{name}-predictor", obj["spec"]["predictor"], labels)
-            for canary in obj["spec"].get("canary", []):
-                cname = canary["predictor"].get("name", "canary")
-                pod(f"{name}-{cname}-predictor", canary["predictor"], labels)
-        elif obj["kind"] == "ClusterServingRuntime":
-            pod(f"{name}-runtime", obj["spec"], {"app.kubernetes.io/name": name})
+        pred = obj["spec"]["predictor"]
+        runtime = runtimes.get((pred.get("model") or {}).get("runtime", ""))
+        if runtime is not None:
+            # KServe builds the pod from the runtime's containers/volumes and the
+            # predictor's pod-level fields (securityContext, serviceAccount, ...).
+            merged = {k: v for k, v in pred.items() if k in POD_SPEC_KEYS}
+            merged.update({k: runtime["spec"][k] for k in ("containers", "volumes")
+                           if k in runtime["spec"]})
+            pod(f"{name}-predictor", merged, labels)
+        else:
+            pod(f"{name}-predictor", pred, labels)
+        for canary in obj["spec"].get("canary", []):
+            cname = canary["predictor"].get("name", "canary")
+            pod(f"{name}-{cname}-predictor", canary["predictor"], labels)
     return pods

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("flags passed through to KServe: %s", " ".join(unknown))
 
     # KServe parses sys.argv when its server module is imported; import it only now.
+    from predictor.errors import ModelLoadError
     from predictor.model import SklearnModel
     from predictor.server import PredictorServer, fail_load
 
@@ -36,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     server = PredictorServer(settings, log_file)
     try:
         server.start([model])
-    except Exception as err:  # a load failure before serving (several workers)
+    except ModelLoadError as err:  # several workers: the model loads before serving
         fail_load(err, settings.model_name)
+    except Exception as err:
+        fail_load(err, settings.model_name, what="server failed")
     return 0
 
 

@@ -67,6 +67,9 @@ class SklearnModel(Model):
         self.format: str | None = None
         self.saved_sklearn_version: str | None = None
         self._lock = threading.Lock()
+        self._runner_built = threading.Event()
+        self._artifact: artifacts.Artifact | None = None
+        self._sample: Any = None
 
     # ---------------------------------------------------------------- load
     def load(self) -> bool:
@@ -131,7 +134,9 @@ class SklearnModel(Model):
                 )
         self.estimator, self.schema = estimator, schema
         self.version, self.format, self.saved_sklearn_version = digest[:12], artifact.format, saved
+        self._artifact, self._sample = artifact, sample
         self.runner = self._build_runner(estimator, artifact, sample)
+        self._runner_built.set()
         MODEL_INFO.labels(
             self.name, self.version, self.format, self.engine_summary(), saved or "unknown"
         ).set(1)
@@ -169,15 +174,27 @@ class SklearnModel(Model):
         return self.batcher
 
     def __getstate__(self) -> dict[str, Any]:
-        """Picklable for REST worker processes: the lock and batcher are per process."""
+        """Picklable for REST worker processes: lock, batcher and engine are per process."""
         state = dict(self.__dict__)
-        state["_lock"] = None
-        state["batcher"] = None
+        state.update(_lock=None, batcher=None, runner=None, _runner_built=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._runner_built = threading.Event()
+        if self.ready:
+            # A REST worker process: rebuild the engine (sessions do not pickle) in the
+            # background, so unpickling stays fast for KServe's worker watchdog.
+            threading.Thread(target=self._rebuild_runner, daemon=True).start()
+
+    def _rebuild_runner(self) -> None:
+        try:
+            self.runner = self._build_runner(self.estimator, self._artifact, self._sample)
+        except Exception as err:
+            log.error("engine rebuild failed in worker: %s", err, extra={"model": self.name})
+        finally:
+            self._runner_built.set()
 
     def schema_has_names(self) -> bool:
         return bool(self.schema and self.schema.feature_names)
@@ -268,6 +285,10 @@ class SklearnModel(Model):
         return payload, await loop.run_in_executor(None, self._run_methods, key, payload.x)
 
     def _run_methods(self, methods: tuple[str, ...], x: Any) -> dict[str, Any]:
+        if self.runner is None:
+            self._runner_built.wait()
+            if self.runner is None:
+                raise InferenceFailed("the engine could not be built in this worker; see log")
         BATCH_ROWS.labels(self.name).observe(len(x))
         results = {}
         for method in methods:

@@ -12,11 +12,12 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from kserve import ModelServer
-from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess
+from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess
 from kserve.protocol.rest.server import RESTServer
 from uvicorn.importer import import_from_string
 
@@ -43,6 +44,53 @@ class RestServer(RESTServer):
         super().create_application()
         Routes(self.dataplane).install(app)
         app.state.predictor_routes = True
+
+
+class WorkerPool(RESTServerMultiProcess):
+    """KServe's REST worker processes with a watchdog that tolerates slow starts.
+
+    KServe pings each worker every half second with a 5 s timeout, synchronously on the
+    event loop, and kills any worker still importing after 5 s (common on a busy node),
+    restarting it without our log configuration. Here a worker is pinged only after a
+    start-up grace period, from a thread, with a longer timeout; a dead or hung worker is
+    restarted with the same log configuration.
+    """
+
+    GRACE_SECONDS = 120.0
+    PING_TIMEOUT = 30.0
+    CHECK_EVERY = 5.0
+
+    def init_processes(self, sockets: list[Any]) -> None:
+        self._started: dict[int, float] = {}
+        self._next_check = time.monotonic() + self.CHECK_EVERY
+        super().init_processes(sockets)
+        for index in range(len(self._processes)):
+            self._started[index] = time.monotonic()
+
+    async def keep_subprocess_alive(self, sockets: list[Any]) -> None:
+        now = time.monotonic()
+        if self.should_exit.is_set() or now < self._next_check:
+            return
+        self._next_check = now + self.CHECK_EVERY
+        loop = asyncio.get_running_loop()
+        for index, process in enumerate(self._processes):
+            if process._process.is_alive():
+                if now - self._started.get(index, now) < self.GRACE_SECONDS:
+                    continue
+                if await loop.run_in_executor(None, process.ping, self.PING_TIMEOUT):
+                    continue
+                log.warning("REST worker %s did not answer a ping; restarting it", process.pid)
+                process.kill()
+            await process.wait_for_termination()
+            if self.should_exit.is_set():
+                return
+            log.warning("REST worker %s exited; starting a new one", process.pid)
+            fresh = RESTServerProcess(
+                sockets, self._rest_server.run, log_config_file=self.log_config_file
+            )
+            fresh.start()
+            self._processes[index] = fresh
+            self._started[index] = time.monotonic()
 
 
 class PredictorServer(ModelServer):
@@ -82,7 +130,7 @@ class PredictorServer(ModelServer):
             "timeout_keep_alive": self.timeout_keep_alive,
         }
         if self.workers > 1:
-            multi = RESTServerMultiProcess(log_config_file=self.log_config_file, **common)
+            multi = WorkerPool(log_config_file=self.log_config_file, **common)
             multi._rest_server = RestServer(**common)
             self._rest_multiprocess_server = multi
             self.servers.append(multi.start())
@@ -117,14 +165,15 @@ class PredictorServer(ModelServer):
                 fail_load(err, model.name)
 
 
-def fail_load(err: BaseException, model_name: str) -> None:
-    """Log why the model did not load, then exit with status 1 at once."""
+def fail_load(err: BaseException, model_name: str, what: str = "model failed to load") -> None:
+    """Log why the model did not load (or the server did not start), then exit 1 at once."""
     kind = type(err).__name__
     if isinstance(err, ModelLoadError):
-        log.error("model failed to load: %s", err, extra={"model": model_name, "error": kind})
+        log.error("%s: %s", what, err, extra={"model": model_name, "error": kind})
     else:
         log.error(
-            "model failed to load: %s: %s",
+            "%s: %s: %s",
+            what,
             kind,
             err,
             extra={"model": model_name, "error": kind},

@@ -143,3 +143,21 @@ def test_bad_setting_fails_fast(tmp_path, start_server):
     server = start_server(tmp_path, "cfg", wait=False, engine="fastest")
     assert server.wait_exit(timeout=60) != 0
     assert "engine" in server.log() and "fastest" in server.log()
+
+
+def test_two_rest_workers_serve_with_the_same_logging(tmp_path, start_server):
+    models.write_joblib(models.lr_pipeline(), tmp_path)
+    server = start_server(tmp_path, "multi", workers=2)
+    body = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # workers rebuild their engine in the background
+        response = server.post("/v1/models/multi:predict", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": ["setosa"]}
+        if server.log().count("Started server process") >= 2:
+            break
+        time.sleep(0.5)
+    lines = server.log().splitlines()
+    assert sum("Started server process" in line for line in lines) == 2
+    assert all(line.startswith("{") for line in lines), "a worker logged in another format"
+    assert not any("REST worker" in line for line in lines), "a worker was restarted"

@@ -40,7 +40,9 @@ def kubectl() -> Path:
 
 @pytest.fixture(scope="session")
 def validate_python() -> Path:
-    return _tool(TOOLS / "venv-validate" / "bin" / "python", "jsonschema + kubernetes-validate venv")
+    return _tool(
+        TOOLS / "venv-validate" / "bin" / "python", "jsonschema + kubernetes-validate venv"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +73,11 @@ def shared() -> Path:
 def run(cmd: list[str | os.PathLike[str]], **kw: object) -> subprocess.CompletedProcess[str]:
     """Run a command, returning the completed process (stdout/stderr captured as text)."""
     return subprocess.run(
-        [str(c) for c in cmd], capture_output=True, text=True, check=False, **kw  # type: ignore[arg-type]
+        [str(c) for c in cmd],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kw,  # type: ignore[arg-type]
     )
 
 

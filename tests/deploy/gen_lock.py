@@ -47,15 +47,27 @@ def main() -> int:
         freeze.write_text("\n".join(pins) + "\n")
         subprocess.run(
             [
-                args.python, "-m", "pip", "install", "--dry-run", "--ignore-installed",
-                "--quiet", "--report", str(report), "-c", str(freeze), args.project,
+                args.python,
+                "-m",
+                "pip",
+                "install",
+                "--dry-run",
+                "--ignore-installed",
+                "--quiet",
+                "--report",
+                str(report),
+                "-c",
+                str(freeze),
+                args.project,
             ],
             check=True,
         )
         data = json.loads(report.read_text())
         version = subprocess.run(
             [args.python, "-c", "import platform; print(platform.python_version())"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
 
     project_name = None

@@ -29,9 +29,9 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ def strictify(schema: Any) -> Any:
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kserve_schemas() -> dict[tuple[str, str], dict]:
     """(apiVersion, kind) -> strict openAPIV3Schema, from every CRD in shared/.
 
@@ -186,7 +186,9 @@ def render_all(tools: Path) -> list[tuple[str, str]]:
     for extra in variants:
         out = subprocess.run(
             [str(helm), "template", "demo", str(chart), "--namespace", "models", *extra],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         label = "chart:" + (Path(extra[1]).name if extra else "defaults")
         rendered.append((label, out))
@@ -219,8 +221,16 @@ def main(argv: list[str] | None = None) -> int:
         for e in r["errors"]:
             print(f"       - {e}")
         bad += bool(r["errors"])
-    print(json.dumps({"objects": len(results), "invalid": bad, "k8s_version": args.k8s_version,
-                      "results": results}))
+    print(
+        json.dumps(
+            {
+                "objects": len(results),
+                "invalid": bad,
+                "k8s_version": args.k8s_version,
+                "results": results,
+            }
+        )
+    )
     return 1 if bad else 0
 
 

@@ -42,8 +42,15 @@ def one(objs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 
 POD_SPEC_KEYS = {
-    "securityContext", "automountServiceAccountToken", "serviceAccountName", "volumes",
-    "containers", "nodeSelector", "tolerations", "affinity", "imagePullSecrets",
+    "securityContext",
+    "automountServiceAccountToken",
+    "serviceAccountName",
+    "volumes",
+    "containers",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "imagePullSecrets",
 }
 
 
@@ -80,8 +87,9 @@ def project_pods(objs: list[dict[str, Any]], namespace: str = NAMESPACE) -> list
             # KServe builds the pod from the runtime's containers/volumes and the
             # predictor's pod-level fields (securityContext, serviceAccount, ...).
             merged = {k: v for k, v in pred.items() if k in POD_SPEC_KEYS}
-            merged.update({k: runtime["spec"][k] for k in ("containers", "volumes")
-                           if k in runtime["spec"]})
+            merged.update(
+                {k: runtime["spec"][k] for k in ("containers", "volumes") if k in runtime["spec"]}
+            )
             pod(f"{name}-predictor", merged, labels)
         else:
             pod(f"{name}-predictor", pred, labels)

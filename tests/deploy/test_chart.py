@@ -27,8 +27,13 @@ def test_helm_is_v4(helm: Path) -> None:
 
 def test_examples_cover_every_autoscaler_and_canary_form() -> None:
     names = {p.name for p in CHART_EXAMPLES}
-    for needed in ("values-hpa.yaml", "values-kpa.yaml", "values-keda.yaml",
-                   "values-canary-knative.yaml", "values-canary-standard.yaml"):
+    for needed in (
+        "values-hpa.yaml",
+        "values-kpa.yaml",
+        "values-keda.yaml",
+        "values-canary-knative.yaml",
+        "values-canary-standard.yaml",
+    ):
         assert needed in names, f"charts/sklearn-predictor/examples/{needed} is missing"
 
 
@@ -49,8 +54,13 @@ def test_helm_template_renders_hardened_predictor(helm: Path, variant: str) -> N
     isvc = one(objs, "InferenceService")
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
     labels = isvc["metadata"]["labels"]
-    for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance",
-                "app.kubernetes.io/version", "app.kubernetes.io/managed-by", "helm.sh/chart"):
+    for key in (
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/instance",
+        "app.kubernetes.io/version",
+        "app.kubernetes.io/managed-by",
+        "helm.sh/chart",
+    ):
         assert key in labels, key
     pred = isvc["spec"]["predictor"]
     assert pred["securityContext"]["runAsNonRoot"] is True
@@ -77,8 +87,11 @@ def test_helm_template_renders_hardened_predictor(helm: Path, variant: str) -> N
         if "httpGet" in c["readinessProbe"]:
             assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
             assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
-    tests = [o for o in by_kind(objs, "Pod")
-             if o["metadata"]["annotations"].get("helm.sh/hook") == "test"]
+    tests = [
+        o
+        for o in by_kind(objs, "Pod")
+        if o["metadata"]["annotations"].get("helm.sh/hook") == "test"
+    ]
     assert len(tests) == 2, "expected the ready + infer helm test pods"
     scripts = " ".join(" ".join(t["spec"]["containers"][0]["command"]) for t in tests)
     assert "/v2/health/ready" in scripts and "/infer" in scripts
@@ -100,11 +113,14 @@ def test_hpa_example(helm: Path) -> None:
     sa = one(objs, "ServiceAccount")
     assert sa["secrets"] == [{"name": "s3-model-credentials"}]
     netpol = one(objs, "NetworkPolicy")
-    allowed = [f.get("namespaceSelector", {}).get("matchLabels", {})
-               for f in netpol["spec"]["ingress"][0]["from"]]
+    allowed = [
+        f.get("namespaceSelector", {}).get("matchLabels", {})
+        for f in netpol["spec"]["ingress"][0]["from"]
+    ]
     assert {"kubernetes.io/metadata.name": "istio-system"} in allowed
     assert netpol["spec"]["podSelector"]["matchLabels"] == {
-        "serving.kserve.io/inferenceservice": isvc["metadata"]["name"]}
+        "serving.kserve.io/inferenceservice": isvc["metadata"]["name"]
+    }
 
 
 def test_kpa_example_scales_to_zero(helm: Path) -> None:
@@ -163,9 +179,19 @@ def test_runtime_example_uses_cluster_serving_runtime(helm: Path) -> None:
 
 def test_engine_and_batching_values_become_env(helm: Path) -> None:
     c = _isvc(
-        helm, "--set", "predictor.engine=onnx", "--set", "predictor.batching.enabled=true",
-        "--set", "predictor.batching.maxBatchSize=16", "--set", "model.sha256=" + "a" * 64,
-        "--set", "extraEnv[0].name=FOO", "--set", "extraEnv[0].value=bar",
+        helm,
+        "--set",
+        "predictor.engine=onnx",
+        "--set",
+        "predictor.batching.enabled=true",
+        "--set",
+        "predictor.batching.maxBatchSize=16",
+        "--set",
+        "model.sha256=" + "a" * 64,
+        "--set",
+        "extraEnv[0].name=FOO",
+        "--set",
+        "extraEnv[0].value=bar",
     )["spec"]["predictor"]["containers"][0]
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["PREDICTOR_ENGINE"] == "onnx"
@@ -178,18 +204,32 @@ def test_engine_and_batching_values_become_env(helm: Path) -> None:
 FAILURES = [
     (["--set", "model.storageUri="], "model.storageUri is required"),
     (["--set", "autoscaling.mode=kpa"], "needs deploymentMode=Knative"),
-    (["--set", "deploymentMode=Knative", "--set", "autoscaling.mode=hpa"],
-     "needs deploymentMode=Standard"),
-    (["--set", "autoscaling.mode=hpa", "--set", "autoscaling.minReplicas=0"],
-     "scale to zero"),
-    (["--set", "autoscaling.mode=hpa", "--set", "autoscaling.minReplicas=5",
-      "--set", "autoscaling.maxReplicas=2"], "raise maxReplicas"),
+    (
+        ["--set", "deploymentMode=Knative", "--set", "autoscaling.mode=hpa"],
+        "needs deploymentMode=Standard",
+    ),
+    (["--set", "autoscaling.mode=hpa", "--set", "autoscaling.minReplicas=0"], "scale to zero"),
+    (
+        [
+            "--set",
+            "autoscaling.mode=hpa",
+            "--set",
+            "autoscaling.minReplicas=5",
+            "--set",
+            "autoscaling.maxReplicas=2",
+        ],
+        "raise maxReplicas",
+    ),
     (["--set", "canary.enabled=true"], "canary.storageUri"),
-    (["--set", "canary.enabled=true", "--set", "canary.storageUri=gs://b/v2"],
-     "set model.predictorName"),
+    (
+        ["--set", "canary.enabled=true", "--set", "canary.storageUri=gs://b/v2"],
+        "set model.predictorName",
+    ),
     (["--set", "logger.enabled=true"], "logger.url"),
-    (["--set", "storage.secretName=s3", "--set", "serviceAccount.create=false"],
-     "serviceAccount.create=true"),
+    (
+        ["--set", "storage.secretName=s3", "--set", "serviceAccount.create=false"],
+        "serviceAccount.create=true",
+    ),
     # values.schema.json: typos and wrong enums are rejected before rendering
     (["--set", "autoscaling.mod=hpa"], "additional properties 'mod' not allowed"),
     (["--set", "deploymentMode=Serverless"], "deploymentMode"),
@@ -233,9 +273,18 @@ def test_schema_is_strict_json() -> None:
     # every top-level value is described by the schema, and vice versa
     assert set(values) <= set(schema["properties"])
     for key, sub in schema["properties"].items():
-        if isinstance(values.get(key), dict) and sub.get("type") == "object" and key not in (
-            "podSecurityContext", "securityContext", "affinity", "podAnnotations",
-            "podLabels", "nodeSelector",
+        if (
+            isinstance(values.get(key), dict)
+            and sub.get("type") == "object"
+            and key
+            not in (
+                "podSecurityContext",
+                "securityContext",
+                "affinity",
+                "podAnnotations",
+                "podLabels",
+                "nodeSelector",
+            )
         ):
             assert sub.get("additionalProperties") is False or "$ref" in sub, key
 
@@ -245,6 +294,17 @@ def test_notes_explain_rest_and_grpc(helm: Path) -> None:
     notes = out.split("NOTES:", 1)[1]
     assert "/v2/models/iris/infer" in notes and "curl" in notes
     assert "inference.GRPCInferenceService" in notes
-    out = run_ok([helm, "install", "iris", CHART, "--dry-run=client", "--namespace", "models",
-                  "-f", CHART / "examples" / "values-grpc.yaml"])
+    out = run_ok(
+        [
+            helm,
+            "install",
+            "iris",
+            CHART,
+            "--dry-run=client",
+            "--namespace",
+            "models",
+            "-f",
+            CHART / "examples" / "values-grpc.yaml",
+        ]
+    )
     assert "ModelInfer" in out.split("NOTES:", 1)[1]

@@ -65,8 +65,11 @@ def build_base(podman: str) -> None:
         root = Path(tmp) / "rootfs"
         run_ok(
             [
-                debootstrap, "--variant=minbase", "--include=python3,python3-venv",
-                "bookworm", root,
+                debootstrap,
+                "--variant=minbase",
+                "--include=python3,python3-venv",
+                "bookworm",
+                root,
             ]
         )
         # Keep the base small: no apt lists or caches in the image.
@@ -77,7 +80,10 @@ def build_base(podman: str) -> None:
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
         imp = subprocess.run(
             [podman, "import", "--change", 'CMD ["/bin/bash"]', "-", BASE_TAG],
-            stdin=tar.stdout, capture_output=True, text=True, check=False,
+            stdin=tar.stdout,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         tar.wait()
         if imp.returncode != 0 or tar.returncode != 0:
@@ -89,10 +95,19 @@ def build_image(podman: str) -> None:
     t0 = time.monotonic()
     run_ok(
         [
-            podman, "build", "--isolation=chroot", "--network=host",
-            "--build-arg", f"BASE_IMAGE={BASE_TAG}",
-            "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
-            "-t", IMAGE_TAG, "-f", REPO / "Dockerfile", REPO,
+            podman,
+            "build",
+            "--isolation=chroot",
+            "--network=host",
+            "--build-arg",
+            f"BASE_IMAGE={BASE_TAG}",
+            "-v",
+            f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
+            "-t",
+            IMAGE_TAG,
+            "-f",
+            REPO / "Dockerfile",
+            REPO,
         ]
     )
     TIMINGS["podman build"] = time.monotonic() - t0
@@ -180,7 +195,7 @@ def test_image_has_no_compilers_and_pins_sklearn(image_root: Path) -> None:
 def test_image_serves_v2_readonly_root(built_image: dict, image_root: Path) -> None:
     cfg = built_image["Config"]
     unshare = _need("unshare")
-    chroot = _need("chroot")
+    _need("chroot")  # used inside the namespace script
     http_port, grpc_port = _free_port(), _free_port()
     with tempfile.TemporaryDirectory(prefix="img-serve-") as tmp:
         model_dir = Path(tmp) / "model"
@@ -193,8 +208,14 @@ def test_image_serves_v2_readonly_root(built_image: dict, image_root: Path) -> N
         env = list(cfg.get("Env") or [])
         env += [f"PREDICTOR_HTTP_PORT={http_port}", f"PREDICTOR_GRPC_PORT={grpc_port}"]
         argv = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
-        argv += ["--model_name", "iris", "--http_port", str(http_port),
-                 "--grpc_port", str(grpc_port)]
+        argv += [
+            "--model_name",
+            "iris",
+            "--http_port",
+            str(http_port),
+            "--grpc_port",
+            str(grpc_port),
+        ]
         uid_gid = cfg["User"]
         workdir = cfg.get("WorkingDir") or "/"
         script = r"""
@@ -211,14 +232,32 @@ mount -o remount,bind,ro "$R/mnt/models"
 if chroot "$R" /bin/sh -c 'touch /opt/x' 2>/dev/null; then echo "root is writable" >&2; exit 97; fi
 exec chroot --userspec="$USERSPEC" "$R" /bin/sh -c 'cd "$0" && exec "$@"' "$WD" "$@"
 """
-        cmd = [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script,
-               "sh", str(image_root), str(writable_tmp), str(model_dir), uid_gid, workdir,
-               "/usr/bin/env", "-i", *env, *argv]
+        cmd = [
+            unshare,
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+            "sh",
+            str(image_root),
+            str(writable_tmp),
+            str(model_dir),
+            uid_gid,
+            workdir,
+            "/usr/bin/env",
+            "-i",
+            *env,
+            *argv,
+        ]
         log_path = Path(tmp) / "server.log"
         t0 = time.monotonic()
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             base = f"http://127.0.0.1:{http_port}"
             ready_status, ready_body = 0, b""
@@ -238,8 +277,16 @@ exec chroot --userspec="$USERSPEC" "$R" /bin/sh -c 'cd "$0" && exec "$@"' "$WD" 
             assert ready_status == 200, f"not ready (exit={proc.poll()}):\n{logs}"
             assert json.loads(ready_body) == {"ready": True}
 
-            body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
-                                "data": [[5.1, 3.5, 1.4, 0.2]]}]}
+            body = {
+                "inputs": [
+                    {
+                        "name": "input-0",
+                        "shape": [1, 4],
+                        "datatype": "FP64",
+                        "data": [[5.1, 3.5, 1.4, 0.2]],
+                    }
+                ]
+            }
             status, raw = _http("POST", f"{base}/v2/models/iris/infer", body)
             assert status == 200, raw[:2000]
             out = json.loads(raw)

@@ -28,13 +28,19 @@ def _checkov(checkov: Path, *args: str | os.PathLike[str]) -> list[dict[str, Any
     env["PATH"] = f"{TOOLS / 'bin'}:{env.get('PATH', '')}"
     env["BC_SKIP_MAPPING"] = "TRUE"  # no network: don't fetch guideline mappings
     env["CHECKOV_EXPERIMENTAL_IMAGE_REFERENCING"] = "False"
-    proc = run([checkov, "--config-file", CHECKOV_CONFIG, "--skip-download", "-o", "json",
-                *args], env=env, cwd=REPO)
+    proc = run(
+        [checkov, "--config-file", CHECKOV_CONFIG, "--skip-download", "-o", "json", *args],
+        env=env,
+        cwd=REPO,
+    )
     try:
         data = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"checkov output is not JSON (rc={proc.returncode}):\n"
-                    f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}", pytrace=False)
+        pytest.fail(
+            f"checkov output is not JSON (rc={proc.returncode}):\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}",
+            pytrace=False,
+        )
     return data if isinstance(data, list) else [data]
 
 
@@ -44,10 +50,13 @@ def _assert_clean(reports: list[dict[str, Any]], min_resources: int) -> dict[str
     allowed = _configured_skips() | {"CKV_K8S_8", "CKV_K8S_9"}
     for rep in reports:
         res = rep.get("results", {})
-        failed += [f"{f['check_id']} {f['check_name']} @ {f['resource']} ({f.get('file_path')})"
-                   for f in res.get("failed_checks", [])]
-        unexpected_skips += [s["check_id"] for s in res.get("skipped_checks", [])
-                             if s["check_id"] not in allowed]
+        failed += [
+            f"{f['check_id']} {f['check_name']} @ {f['resource']} ({f.get('file_path')})"
+            for f in res.get("failed_checks", [])
+        ]
+        unexpected_skips += [
+            s["check_id"] for s in res.get("skipped_checks", []) if s["check_id"] not in allowed
+        ]
         summary = rep.get("summary", {})
         passed += summary.get("passed", 0)
         resources += summary.get("resource_count", 0)
@@ -70,8 +79,7 @@ def test_checkov_dockerfile(checkov: Path) -> None:
     _assert_clean(reports, min_resources=1)
 
 
-def test_checkov_k8s_and_chart(checkov: Path, kubectl: Path, helm: Path,
-                               tmp_path: Path) -> None:
+def test_checkov_k8s_and_chart(checkov: Path, kubectl: Path, helm: Path, tmp_path: Path) -> None:
     """checkov's kubernetes policies over: every overlay, every chart variant (rendered
     in a non-default namespace), and Pods projected from the KServe predictors and the
     ClusterServingRuntime (checkov has no KServe CRD policies of its own)."""
@@ -79,7 +87,8 @@ def test_checkov_k8s_and_chart(checkov: Path, kubectl: Path, helm: Path,
     for overlay in OVERLAYS:
         rendered[f"overlay-{overlay}"] = docs(kustomize(kubectl, overlay))
     rendered["k8s-runtime-example"] = docs(run_ok([kubectl, "kustomize", K8S / "base"])) + docs(
-        (K8S / "examples" / "inferenceservice-runtime.yaml").read_text())
+        (K8S / "examples" / "inferenceservice-runtime.yaml").read_text()
+    )
     rendered["chart-defaults"] = docs(helm_template(helm))
     for f in CHART_EXAMPLES:
         rendered[f"chart-{f.stem}"] = docs(helm_template(helm, "-f", str(f)))
@@ -90,8 +99,12 @@ def test_checkov_k8s_and_chart(checkov: Path, kubectl: Path, helm: Path,
         core = [o for o in objs if not o["apiVersion"].startswith("serving.kserve.io/")]
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump_all(core + pods))
     assert n_pods >= len(rendered), "every variant should project at least one predictor pod"
-    runtime_pods = [p for name in rendered for p in project_pods(rendered[name])
-                    if p["spec"]["containers"][0]["args"][0] == "--model_name={{.Name}}"]
+    runtime_pods = [
+        p
+        for name in rendered
+        for p in project_pods(rendered[name])
+        if p["spec"]["containers"][0]["args"][0] == "--model_name={{.Name}}"
+    ]
     assert len(runtime_pods) >= 2, "the runtime form (chart + k8s example) must be projected"
     reports = _checkov(checkov, "-d", tmp_path, "--framework", "kubernetes")
     stats = _assert_clean(reports, min_resources=n_pods)
@@ -110,10 +123,12 @@ def test_checkov_raw_k8s_dir(checkov: Path) -> None:
 def test_checkov_catches_a_bad_pod(checkov: Path, tmp_path: Path) -> None:
     """The checkov run can fail: a privileged root container is reported."""
     bad = {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": "bad", "namespace": "models"},
-        "spec": {"containers": [{"name": "c", "image": "x:1",
-                                 "securityContext": {"privileged": True}}]},
+        "spec": {
+            "containers": [{"name": "c", "image": "x:1", "securityContext": {"privileged": True}}]
+        },
     }
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     reports = _checkov(checkov, "-d", tmp_path, "--framework", "kubernetes")

@@ -22,11 +22,14 @@ def _skaffold_errors(validate_python: Path, shared: Path, doc: dict[str, Any]) -
         "schema = json.load(open(sys.argv[1]))\n"
         "doc = json.load(sys.stdin)\n"
         "v = jsonschema.Draft7Validator(schema)\n"
-        "errs = [f\"{'.'.join(map(str, e.absolute_path))}: {e.message}\" for e in v.iter_errors(doc)]\n"
+        "errs = [f\"{'.'.join(map(str, e.absolute_path))}: {e.message}\"\n"
+        "        for e in v.iter_errors(doc)]\n"
         "print(json.dumps(errs))\n"
     )
-    proc = run([validate_python, "-c", code, shared / "schemas" / "skaffold" / "v4beta14.json"],
-               input=json.dumps(doc))
+    proc = run(
+        [validate_python, "-c", code, shared / "schemas" / "skaffold" / "v4beta14.json"],
+        input=json.dumps(doc),
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -86,8 +89,11 @@ def test_dockerfile_contract() -> None:
 
 
 def test_dockerignore_is_an_allow_list() -> None:
-    lines = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln.strip()
+        for ln in (REPO / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     assert lines[0] == "*"
     allowed = {ln[1:].rstrip("/") for ln in lines if ln.startswith("!")}
     assert {"predictor", "pyproject.toml", "requirements.lock"} <= allowed
@@ -108,7 +114,7 @@ def test_lock_pins_every_runtime_dependency() -> None:
     pins = _lock()
     missing = []
     for dep in deps:
-        name = re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[; ]", dep, 1)[0]).lower()
+        name = re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0]).lower()
         if name not in pins:
             missing.append(name)
     assert not missing, f"requirements.lock lacks {missing}: run `make lock`"

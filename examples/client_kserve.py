@@ -1,6 +1,6 @@
 """Call the bundled iris model with KServe's own clients (REST V2 and gRPC V2).
 
-    python examples/client_kserve.py [--rest-url http://localhost:8080] [--grpc-url localhost:8081]
+python examples/client_kserve.py [--rest-url http://localhost:8080] [--grpc-url localhost:8081]
 """
 
 from __future__ import annotations

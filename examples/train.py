@@ -31,9 +31,7 @@ LOCATIONS = ("north", "south", "east", "west", "centre")
 def iris_model() -> Pipeline:
     data = load_iris()
     names = np.asarray(data.target_names)[data.target]  # "setosa", "versicolor", "virginica"
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(
-        data.data, names
-    )
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(data.data, names)
 
 
 def house_data(rows: int = 2000, seed: int = 7) -> tuple[pd.DataFrame, np.ndarray]:

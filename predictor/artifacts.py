@@ -148,7 +148,7 @@ def _load_pickle(path: Path, fmt: str) -> Any:
         if fmt == "joblib":
             return joblib.load(path)
         with path.open("rb") as handle:
-            return pickle.load(handle)  # noqa: S301 - documented: pickles are code
+            return pickle.load(handle)
     except Exception as err:
         raise ModelLoadError(
             f"could not load {path} with {fmt}: {type(err).__name__}: {err}"

@@ -8,7 +8,7 @@ Every message names the input, what was expected and what came.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ from predictor.errors import FeatureMismatch, InvalidTensor, MalformedBody
 from predictor.schema import NUMERIC, STRING, ModelSchema
 from predictor.tensors import NUMERIC_DATATYPES, to_numpy
 
-X = np.ndarray | pd.DataFrame
+X: TypeAlias = np.ndarray | pd.DataFrame
 
 
 def _names(items: list[str], limit: int = 20) -> str:
@@ -221,9 +221,7 @@ def _checked_frame(frame: pd.DataFrame, schema: ModelSchema, key: str) -> pd.Dat
         bad = [v for v in column if isinstance(v, bool) or not isinstance(v, int | float)]
         bad = [v for v in bad if v is not None]
         if bad:
-            raise InvalidTensor(
-                f"{key}: feature '{feature.name}' takes numbers, got {bad[0]!r}"
-            )
+            raise InvalidTensor(f"{key}: feature '{feature.name}' takes numbers, got {bad[0]!r}")
         values = pd.to_numeric(column).to_numpy()
         _check_finite(values.astype(np.float64), feature.name, nan_ok=schema.allow_nan)
         frame[feature.name] = values

@@ -415,6 +415,40 @@ def parity(reference: np.ndarray, candidate: np.ndarray, *, labels: bool) -> str
 # --------------------------------------------------------------------------- build
 
 
+_COLUMNWISE = (
+    "ColumnTransformer",
+    "OneHotEncoder",
+    "OrdinalEncoder",
+    "TargetEncoder",
+    "DictVectorizer",
+    "FeatureHasher",
+    "CountVectorizer",
+    "TfidfVectorizer",
+)
+
+
+def _columnwise_step(estimator: Any, depth: int = 0) -> str | None:
+    """Name of a step that works on named / categorical columns, if the model has one."""
+    if depth > 8 or estimator is None or isinstance(estimator, str):
+        return None
+    name = type(estimator).__name__
+    if name in _COLUMNWISE:
+        return name
+    parts: list[Any] = []
+    for attr in ("steps", "transformer_list", "transformers_"):
+        for item in getattr(estimator, attr, None) or ():
+            parts.append(item[1] if isinstance(item, tuple) else item)
+    for attr in ("estimator", "base_estimator", "regressor", "classifier", "final_estimator"):
+        sub = getattr(estimator, attr, None)
+        if sub is not None and not isinstance(sub, str):
+            parts.append(sub)
+    for part in parts:
+        found = _columnwise_step(part, depth + 1)
+        if found:
+            return found
+    return None
+
+
 def _sklearn_methods(estimator: Any) -> list[str]:
     return [m for m in METHODS if hasattr(estimator, m)]
 
@@ -442,11 +476,26 @@ def _candidates_from_graph(
     return cands
 
 
-def _make_runner(onnx_model: _OnnxModel, fn: _OutFn) -> Runner:
-    def run(x: Any) -> np.ndarray:
+def _make_runner(onnx_model: _OnnxModel, fn: _OutFn, fallback: Runner | None = None) -> Runner:
+    """ONNX Runtime for ``fn``; a DataFrame that won't become one float tensor goes to
+    ``fallback`` (the scikit-learn method) instead of failing."""
+    if fallback is None:
+
+        def run(x: Any) -> np.ndarray:
+            return fn(onnx_model.run_raw(x))
+
+        return run
+
+    def run_or_fallback(x: Any) -> np.ndarray:
+        if hasattr(x, "columns"):
+            try:
+                arr = onnx_model.prepare(x)
+            except (TypeError, ValueError):
+                return fallback(x)
+            return fn(onnx_model.run_raw(arr))
         return fn(onnx_model.run_raw(x))
 
-    return run
+    return run_or_fallback
 
 
 def _build_onnx_graphs(
@@ -545,8 +594,17 @@ def build_engine(
     shared: dict[str, _OutFn] = {}
     main: _OnnxModel | None = None
 
-    probe_x = _combine_probes(estimator, probe)
-    if probe_x is None:
+    columnwise = _columnwise_step(estimator) if onnx_path is None else None
+    probe_x = None if columnwise else _combine_probes(estimator, probe)
+    if columnwise:
+        reasons.update(
+            dict.fromkeys(
+                methods,
+                f"{columnwise} works on named/categorical columns; the ONNX graph takes one "
+                "numeric tensor",
+            )
+        )
+    elif probe_x is None:
         reasons.update(
             dict.fromkeys(methods, "no probe rows: the model has no n_features_in_ and no probe")
         )
@@ -608,7 +666,7 @@ def build_engine(
             if got.dtype != like[m].dtype and like[m].dtype.kind not in "OUS":
                 reasons[m] = f"dtype {got.dtype} != scikit-learn's {like[m].dtype}"
                 continue
-            onnx_runners[m] = _make_runner(om, fn)
+            onnx_runners[m] = _make_runner(om, fn, getattr(estimator, m))
             if om is main:
                 shared[m] = fn
 

@@ -6,6 +6,7 @@ by the transport glue, with the model, protocol, status and error kind as fields
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.config
@@ -48,7 +49,11 @@ def log_config(level: str, fmt: str) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {"line": formatter},
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stderr"}
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "line",
+                "stream": "ext://sys.stderr",
+            }
         },
         "root": {"handlers": ["stderr"], "level": level},
         "loggers": {
@@ -67,8 +72,6 @@ def configure(level: str, fmt: str) -> Path:
     config = log_config(level, fmt)
     logging.config.dictConfig(config)
     path = Path("/tmp") / f"sklearn-predictor-logging-{level}-{fmt}.json"
-    try:
+    with contextlib.suppress(OSError):  # read-only /tmp: workers use KServe's defaults
         path.write_text(json.dumps(config))
-    except OSError:  # read-only /tmp: workers fall back to KServe's defaults
-        pass
     return path

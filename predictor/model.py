@@ -57,6 +57,7 @@ class SklearnModel(Model):
             settings: The predictor's settings; ``model_name`` names the endpoint.
         """
         super().__init__(settings.model_name)
+        self.ready: bool = False
         self.settings = settings
         self.estimator: Any = None
         self.schema: ModelSchema | None = None
@@ -149,7 +150,7 @@ class SklearnModel(Model):
             extra={"model": self.name},
         )
 
-    def _build_runner(self, estimator: Any, artifact: artifacts.Artifact, sample: Any) -> Any:
+    def _build_runner(self, estimator: Any, artifact: Any, sample: Any) -> Any:
         from predictor.engine import build_engine
 
         engine = build_engine(
@@ -299,9 +300,7 @@ class SklearnModel(Model):
                     f"the model rejected the input in {method}: {err}"
                 ) from err
             except Exception as err:
-                raise InferenceFailed(
-                    f"{method} failed: {type(err).__name__}: {err}"
-                ) from err
+                raise InferenceFailed(f"{method} failed: {type(err).__name__}: {err}") from err
         return results
 
     # --------------------------------------------------------- postprocess

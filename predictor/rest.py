@@ -149,7 +149,7 @@ class Routes:
 
 
 async def _validation_error(request: Request, err: Exception) -> Response:
-    details = getattr(err, "errors", lambda: [])()
+    details: list[dict[str, Any]] = getattr(err, "errors", lambda: [])()
     parts = [f"{'.'.join(str(p) for p in d.get('loc', ()))}: {d.get('msg')}" for d in details]
     message = "invalid request: " + ("; ".join(parts) or str(err))
     log_error(err, 400, message, path=request.url.path)

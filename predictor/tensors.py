@@ -116,7 +116,7 @@ def _rest_input(item: Any, index: int, binary: bytes, offset: int) -> tuple[Infe
     params = item.get("parameters") or {}
     if not isinstance(params, dict):
         raise MalformedBody(f"input '{name}': 'parameters' must be an object")
-    tensor = InferInput(name=name, shape=list(shape), datatype=datatype, parameters=params)
+    tensor = InferInput(name=name, shape=list(shape or ()), datatype=datatype, parameters=params)
     size = params.get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):

@@ -11,8 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import models  # noqa: E402
-from server import Server  # noqa: E402
+import models
+from server import Server
 
 MODELS: dict[str, Callable[[Path], Path]] = {
     "lr": lambda d: models.write_joblib(models.lr_pipeline(), d),

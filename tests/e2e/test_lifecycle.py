@@ -104,18 +104,38 @@ def _untrusted_skops(directory: Path) -> None:
 
 
 LOAD_FAILURES = [
-    ("empty-dir", lambda d: d.mkdir(parents=True, exist_ok=True), {},
-     ["no model artifact", "found: nothing"]),
+    (
+        "empty-dir",
+        lambda d: d.mkdir(parents=True, exist_ok=True),
+        {},
+        ["no model artifact", "found: nothing"],
+    ),
     ("two-artifacts", _two_artifacts, {}, ["found 2 model artifacts", "model.joblib, model.pkl"]),
-    ("tampered-with-sha256-file", _tampered, {}, ["sha256 of", "model.joblib.sha256 pins",
-                                                  "tampered"]),
-    ("wrong-pinned-digest", lambda d: models.write_joblib(models.ridge(), d),
-     {"model_sha256": "0" * 64}, ["--model_sha256 pins 000000"]),
+    (
+        "tampered-with-sha256-file",
+        _tampered,
+        {},
+        ["sha256 of", "model.joblib.sha256 pins", "tampered"],
+    ),
+    (
+        "wrong-pinned-digest",
+        lambda d: models.write_joblib(models.ridge(), d),
+        {"model_sha256": "0" * 64},
+        ["--model_sha256 pins 000000"],
+    ),
     ("corrupt-file", _corrupt, {}, ["could not load", "model.joblib"]),
-    ("untrusted-skops-types", _untrusted_skops, {},
-     ["outside skops' trusted set", "TreePredictor", "--trusted_types"]),
-    ("default-output-not-offered", lambda d: models.write_joblib(models.ridge(), d),
-     {"default_output": "predict_proba"}, ["--default_output is 'predict_proba'", "only: predict"]),
+    (
+        "untrusted-skops-types",
+        _untrusted_skops,
+        {},
+        ["outside skops' trusted set", "TreePredictor", "--trusted_types"],
+    ),
+    (
+        "default-output-not-offered",
+        lambda d: models.write_joblib(models.ridge(), d),
+        {"default_output": "predict_proba"},
+        ["--default_output is 'predict_proba'", "only: predict"],
+    ),
 ]
 
 

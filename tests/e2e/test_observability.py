@@ -16,8 +16,9 @@ CALL = Path(__file__).with_name("triton_grpc_call.py")
 
 def counter(text: str, protocol: str, outcome: str, model: str = "obs") -> float:
     pattern = (
-        r'^predictor_requests_total\{(?=[^}]*model="%s")(?=[^}]*protocol="%s")'
-        r'(?=[^}]*outcome="%s")[^}]*\} ([0-9.e+]+)$' % (model, protocol, outcome)
+        r"^predictor_requests_total\{"
+        rf'(?=[^}}]*model="{model}")(?=[^}}]*protocol="{protocol}")(?=[^}}]*outcome="{outcome}")'
+        r"[^}]*\} ([0-9.e+]+)$"
     )
     match = re.search(pattern, text, re.M)
     return float(match.group(1)) if match else 0.0
@@ -30,10 +31,19 @@ def test_metrics_count_requests_by_protocol_and_outcome(tmp_path, start_server):
         assert server.infer(ROW).status_code == 200
     assert server.post("/v2/models/obs/infer", content=b"").status_code == 400
     assert server.post("/v1/models/obs:predict", json={"instances": [[1, 2, 3]]}).status_code == 200
-    spec = {"url": server.grpc, "op": "infer", "model": "obs",
-            "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [[1, 2, 3]]}]}
-    subprocess.run([sys.executable, str(CALL)], input=json.dumps(spec), text=True, check=True,
-                   capture_output=True)
+    spec = {
+        "url": server.grpc,
+        "op": "infer",
+        "model": "obs",
+        "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [[1, 2, 3]]}],
+    }
+    subprocess.run(
+        [sys.executable, str(CALL)],
+        input=json.dumps(spec),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     text = server.get("/metrics").text
     assert counter(text, "v2-rest", "ok") == 3
     assert counter(text, "v2-rest", "client_error") == 1
@@ -41,11 +51,15 @@ def test_metrics_count_requests_by_protocol_and_outcome(tmp_path, start_server):
     assert counter(text, "v2-grpc", "ok") == 1
     assert re.search(
         r'^predictor_request_duration_seconds_count\{model="obs",protocol="v2-rest"\} 4\.0$',
-        text, re.M,
+        text,
+        re.M,
     )
     # KServe's own stage histograms come from kserve.Model.__call__
-    for stage in ("request_preprocess_seconds", "request_predict_seconds",
-                  "request_postprocess_seconds"):
+    for stage in (
+        "request_preprocess_seconds",
+        "request_predict_seconds",
+        "request_postprocess_seconds",
+    ):
         assert re.search(rf'^{stage}_count\{{model_name="obs"\}} [1-9]', text, re.M), stage
     assert re.search(r'^predictor_model_info\{.*model="obs".*\} 1\.0$', text, re.M)
 
@@ -59,7 +73,7 @@ def test_no_log_line_per_request_and_one_per_error(tmp_path, start_server):
         assert server.get("/v2/health/ready").status_code == 200
     assert server.log().splitlines() == before  # nothing per request at INFO
     assert server.post("/v2/models/quiet/infer", content=b"{").status_code == 400
-    new = [json.loads(line) for line in server.log().splitlines()[len(before):]]
+    new = [json.loads(line) for line in server.log().splitlines()[len(before) :]]
     assert len(new) == 1
     line = new[0]
     assert line["level"] == "WARNING" and "not valid JSON" in line["msg"]

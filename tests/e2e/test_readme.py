@@ -20,7 +20,9 @@ README = (ROOT / "README.md").read_text()
 def examples(tmp_path_factory, start_server):
     out = tmp_path_factory.mktemp("examples")
     subprocess.run(
-        [sys.executable, "examples/train.py", "--out", str(out)], cwd=ROOT, check=True,
+        [sys.executable, "examples/train.py", "--out", str(out)],
+        cwd=ROOT,
+        check=True,
         capture_output=True,
     )
     iris = start_server(out / "iris", "iris", wait=False)
@@ -75,7 +77,10 @@ def test_example_clients(examples, script):
         http = f"http://{http}"
     done = subprocess.run(
         [sys.executable, f"examples/{script}", "--rest-url", http, "--grpc-url", iris.grpc],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert "virginica" in done.stdout

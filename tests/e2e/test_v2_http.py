@@ -83,8 +83,10 @@ def test_column_transformer_mixed_named_inputs(servers, binary):
         tensor.set_data_from_numpy(values, binary_data=binary)
         tensors.append(tensor)
     result = triton(server).infer("house", tensors[::-1])  # any order
-    frame = models.house_frame()[0].iloc[:0]._constructor(
-        {"area": area, "bedrooms": bedrooms, "location": ["north", "west", "east"]}
+    frame = (
+        models.house_frame()[0]
+        .iloc[:0]
+        ._constructor({"area": area, "bedrooms": bedrooms, "location": ["north", "west", "east"]})
     )
     np.testing.assert_allclose(
         result.as_numpy("predict"), models.column_pipeline().predict(frame), rtol=1e-6
@@ -147,7 +149,11 @@ def test_response_id_generated_when_missing(servers):
 
 def test_json_without_content_type_is_read_as_json(servers):
     body = json.dumps(
-        {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
+        {
+            "inputs": [
+                {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+            ]
+        }
     )
     for headers in ({}, {"content-type": "application/x-www-form-urlencoded"}):
         response = servers["lr"].post("/v2/models/lr/infer", content=body, headers=headers)
@@ -167,8 +173,14 @@ def test_per_feature_tensors_for_named_numeric_model(servers):
 
 def test_several_outputs_in_requested_order(servers):
     body = {
-        "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}],
-        "outputs": [{"name": "decision_function"}, {"name": "predict_log_proba"}, {"name": "predict"}],
+        "inputs": [
+            {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+        ],
+        "outputs": [
+            {"name": "decision_function"},
+            {"name": "predict_log_proba"},
+            {"name": "predict"},
+        ],
     }
     outputs = servers["lr"].infer(body).json()["outputs"]
     assert [o["name"] for o in outputs] == ["decision_function", "predict_log_proba", "predict"]

@@ -254,3 +254,30 @@ def test_engine_rejects_unknown_method_and_mode(iris_lr):
     assert set(METHODS) >= set(engine.methods())
     df = pd.DataFrame(x)
     np.testing.assert_array_equal(engine.run("predict", df.to_numpy()), model.predict(x))
+
+
+def test_column_transformer_with_categories_stays_on_scikit_learn():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "area": rng.uniform(30, 200, 120),
+            "city": rng.choice(["oslo", "rome", "lima"], 120),
+        }
+    )
+    y = frame["area"] * 3 + (frame["city"] == "oslo") * 50
+    model = make_pipeline(
+        ColumnTransformer(
+            [("num", StandardScaler(), ["area"]), ("cat", OneHotEncoder(), ["city"])]
+        ),
+        Ridge(),
+    ).fit(frame, y)
+    engine = build_engine(model)
+    assert engine.methods() == {"predict": "sklearn"}
+    assert "ColumnTransformer" in engine.reasons["predict"]
+    np.testing.assert_array_equal(engine.run("predict", frame), model.predict(frame))
+    with pytest.raises(OnnxUnavailableError, match="ColumnTransformer"):
+        build_engine(model, mode="onnx")

@@ -104,7 +104,6 @@ class PredictorServer(ModelServer):
             max_threads=settings.max_threads,
             max_asyncio_workers=settings.max_asyncio_workers,
             enable_grpc=settings.enable_grpc,
-            enable_docs_url=False,
             enable_latency_logging=False,
         )
         self.settings = settings

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -181,3 +183,18 @@ def test_two_rest_workers_serve_with_the_same_logging(tmp_path, start_server):
     assert sum("Started server process" in line for line in lines) == 2
     assert all(line.startswith("{") for line in lines), "a worker logged in another format"
     assert not any("REST worker" in line for line in lines), "a worker was restarted"
+
+
+def test_console_script_help_names_every_env_var():
+    script = Path(sys.executable).with_name("predictor")
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for env in ("PREDICTOR_MODEL_DIR", "PREDICTOR_ENGINE", "PREDICTOR_MAX_LATENCY_US"):
+        assert env in done.stdout
+
+
+def test_kserve_flags_pass_through(tmp_path, start_server):
+    models.write_joblib(models.ridge(), tmp_path)
+    server = start_server(tmp_path, "docs", extra_args=["--enable_docs_url", "true"])
+    assert server.get("/docs").status_code == 200
+    assert "--enable_docs_url" in server.log()  # logged as passed through to KServe

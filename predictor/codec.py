@@ -184,6 +184,12 @@ def v1_to_x(body: Any, schema: ModelSchema) -> X:
     if schema.features:
         frame = pd.DataFrame(rows, columns=schema.feature_names)
         return _checked_frame(frame, schema, key)
+    for i, row in enumerate(rows):
+        bad = [v for v in row if isinstance(v, bool) or not isinstance(v, int | float | None)]
+        if bad:
+            raise InvalidTensor(
+                f"'{key}' must hold numbers of equal-length rows; {key}[{i}] has {bad[0]!r}"
+            )
     try:
         array = np.asarray(rows, dtype=np.float64)
     except (ValueError, TypeError) as err:

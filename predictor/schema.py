@@ -124,8 +124,19 @@ def describe(estimator: Any, sample: Any = None) -> ModelSchema:
         label_datatype=label_datatype,
         allow_nan=_allows_nan(estimator),
         estimator_type=_estimator_type(estimator),
-        n_outputs=int(getattr(estimator, "n_outputs_", 1) or 1),
+        n_outputs=_n_outputs(estimator),
     )
+
+
+def _n_outputs(estimator: Any) -> int:
+    from sklearn.pipeline import Pipeline
+
+    final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    n_outputs = getattr(final, "n_outputs_", None)
+    if n_outputs is None and _estimator_type(final) == "regressor":
+        coef = getattr(final, "coef_", None)
+        n_outputs = coef.shape[0] if isinstance(coef, np.ndarray) and coef.ndim == 2 else 1
+    return int(n_outputs or 1)
 
 
 def _has_method(estimator: Any, method: str) -> bool:
@@ -147,10 +158,13 @@ def _allows_nan(estimator: Any) -> bool:
 def _estimator_type(estimator: Any) -> str:
     from sklearn.base import is_classifier, is_regressor
 
-    if is_classifier(estimator):
-        return "classifier"
-    if is_regressor(estimator):
-        return "regressor"
+    try:
+        if is_classifier(estimator):
+            return "classifier"
+        if is_regressor(estimator):
+            return "regressor"
+    except Exception:  # sklearn >= 1.6 raises for objects without __sklearn_tags__
+        pass
     return "transformer" if hasattr(estimator, "transform") else "estimator"
 
 
@@ -182,7 +196,10 @@ def _encoders(estimator: Any) -> list[tuple[Any, list[Any]]]:
             if transformer in ("drop", "passthrough"):
                 continue
             resolved = _resolve_columns(columns, names)
-            inner = transformer.steps[0][1] if isinstance(transformer, Pipeline) else transformer
+            inner = transformer
+            if isinstance(transformer, Pipeline):  # e.g. SimpleImputer -> OneHotEncoder
+                steps = [step for _, step in transformer.steps]
+                inner = next((s for s in steps if hasattr(s, "categories_")), steps[0])
             if hasattr(inner, "categories_"):
                 found.append((inner, resolved))
         return found
@@ -192,6 +209,12 @@ def _encoders(estimator: Any) -> list[tuple[Any, list[Any]]]:
 
 
 def _resolve_columns(columns: Any, names: list[str]) -> list[Any]:
+    if isinstance(columns, slice):
+        if isinstance(columns.start, str) or isinstance(columns.stop, str):  # labels: inclusive
+            start = 0 if columns.start is None else names.index(columns.start)
+            stop = len(names) if columns.stop is None else names.index(columns.stop) + 1
+            return names[start : stop : columns.step]
+        return names[columns]
     if isinstance(columns, str | int):
         columns = [columns]
     resolved = []

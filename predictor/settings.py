@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     def _upper(cls, value: str) -> str:
         level = value.upper()
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
+            levels = "DEBUG, INFO, WARNING, ERROR or CRITICAL"
+            raise ValueError(f"log_level must be {levels}, got {value!r}")
         return level
 
 

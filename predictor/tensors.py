@@ -192,6 +192,8 @@ def _from_values(name: str, datatype: str, data: Any) -> np.ndarray:
     if data is None:
         raise InvalidTensor(f"input '{name}' has no data")
     if not isinstance(data, list):
+        if isinstance(data, str | bytes | dict | int | float):  # a JSON scalar or object
+            raise InvalidTensor(f"input '{name}': 'data' must be a list, got {_what(data)}")
         data = list(data)  # gRPC repeated fields
     if datatype == "BYTES":
         flat = _flatten(data)
@@ -203,28 +205,54 @@ def _from_values(name: str, datatype: str, data: Any) -> np.ndarray:
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
         return array
-    if datatype == "BOOL":
-        bad = next((v for v in _flatten(data) if not isinstance(v, bool)), None)
-        if bad is not None:
-            raise InvalidTensor(
-                f"input '{name}' has datatype BOOL, so its data must be booleans; "
-                f"found {_what(bad)}"
-            )
+    target = DTYPES[datatype]
     try:
-        array = np.asarray(data, dtype=DTYPES[datatype])
-    except (ValueError, TypeError) as err:
+        raw = np.asarray(data)  # numpy infers the kind in C; Python loops only on errors
+    except (ValueError, TypeError, OverflowError) as err:
+        raise _not_numbers(name, datatype, data, err) from err
+    kind = raw.dtype.kind
+    if datatype == "BOOL":
+        if kind != "b":
+            raise _not_numbers(name, datatype, data)
+    elif kind == "b" or kind not in "iuf":
+        if kind == "b" or any(not _is_number(v, datatype) for v in _flatten(data)):
+            raise _not_numbers(name, datatype, data)
+        try:  # ints too large for int64, or None (NaN for floats)
+            raw = np.asarray(data, dtype=target)
+        except (ValueError, TypeError, OverflowError) as err:
+            raise _not_numbers(name, datatype, data, err) from err
+    elif target.kind in "iu":
+        if kind == "f" and not np.array_equal(raw, np.trunc(raw)):
+            fraction = raw[raw != np.trunc(raw)].reshape(-1)[0]
+            raise InvalidTensor(
+                f"input '{name}' has datatype {datatype}, so its data must be whole numbers; "
+                f"found {fraction}"
+            )
+        info = np.iinfo(target)
+        if raw.size and (raw.min() < info.min or raw.max() > info.max):
+            raise InvalidTensor(
+                f"input '{name}': a value does not fit datatype {datatype} "
+                f"(range {info.min}..{info.max})"
+            )
+    return raw.astype(target, copy=False).reshape(-1)
+
+
+def _not_numbers(name: str, datatype: str, data: Any, err: Exception | None = None) -> Exception:
+    try:
         bad = next((v for v in _flatten(data) if not _is_number(v, datatype)), None)
-        found = f"found {_what(bad)}" if bad is not None else f"({err})"
-        raise InvalidTensor(
-            f"input '{name}' has datatype {datatype}, so its data must be "
-            f"{'booleans' if datatype == 'BOOL' else 'numbers'} in nested lists of equal "
-            f"length; {found}"
-        ) from err
-    except OverflowError as err:
-        raise InvalidTensor(
-            f"input '{name}': a value does not fit datatype {datatype} ({err})"
-        ) from err
-    return array.reshape(-1)
+    except InvalidTensor as uneven:
+        return uneven
+    if datatype == "BOOL" and bad is not None:
+        return InvalidTensor(
+            f"input '{name}' has datatype BOOL, so its data must be booleans; found {_what(bad)}"
+        )
+    if isinstance(err, OverflowError) or (isinstance(bad, int) and not isinstance(bad, bool)):
+        return InvalidTensor(f"input '{name}': a value does not fit datatype {datatype} ({err})")
+    found = f"found {_what(bad)}" if bad is not None else f"({err})"
+    return InvalidTensor(
+        f"input '{name}' has datatype {datatype}, so its data must be numbers in nested lists "
+        f"of equal length; {found}"
+    )
 
 
 def _is_number(value: Any, datatype: str) -> bool:

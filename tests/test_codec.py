@@ -495,7 +495,6 @@ def test_v1_string_feature_errors(house: ModelSchema) -> None:
         v1_to_x({"instances": [{"area": 1.0, "bedrooms": 1, "location": None}]}, house)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: unnamed V1 rows accept non-numbers")
 @pytest.mark.parametrize(
     ("row", "shown"), [(["1.5", 2, 3], "'1.5'"), ([True, 2, 3], "True")], ids=["str", "bool"]
 )

@@ -156,7 +156,6 @@ def test_column_transformer_column_specs(cat: Any, num: Any) -> None:
     ]
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="BUG: slice columns crash describe()")
 @pytest.mark.parametrize(
     ("cat", "num"),
     [(slice(2, 3), slice(0, 2)), (slice("location", "location"), slice("area", "bedrooms"))],
@@ -168,7 +167,6 @@ def test_column_transformer_slice_columns(cat: slice, num: slice) -> None:
     assert schema.features[2] == Feature("location", "string", "BYTES")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: encoder after an imputer is not seen")
 def test_encoder_behind_imputer_in_column_pipeline() -> None:
     """The standard recipe for categorical columns with gaps: impute, then one-hot.
 
@@ -257,7 +255,6 @@ def test_multi_output_regressor_predict_shape() -> None:
     assert schema.output_shape("predict") == [-1, 2]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: n_outputs read only from the outer estimator")
 @pytest.mark.parametrize(
     "make",
     [
@@ -291,7 +288,6 @@ class _Duck:
         return np.zeros(len(x), dtype=np.int64)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason="BUG: duck-typed model crashes")
 def test_duck_typed_model() -> None:
     """sklearn >= 1.6 is_classifier() raises for objects without __sklearn_tags__."""
     schema = describe(_Duck())

@@ -294,6 +294,26 @@ exec chroot --userspec="$USERSPEC" "$R" /bin/sh -c 'cd "$0" && exec "$@"' "$WD" 
             flat = json.dumps(out["outputs"])
             assert "setosa" in flat, out
 
+            # V2 gRPC on the image's gRPC port (tritonclient in its own process).
+            grpc_check = (
+                "import sys, tritonclient.grpc as g\n"
+                "c = g.InferenceServerClient(sys.argv[1])\n"
+                "assert c.is_server_live() and c.is_model_ready('iris')\n"
+                "print('grpc-ok')\n"
+            )
+            out_grpc = run_ok([sys.executable, "-c", grpc_check, f"127.0.0.1:{grpc_port}"])
+            assert "grpc-ok" in out_grpc
+
+            # The Prometheus counter the KEDA overlay scales on.
+            status, metrics = _http("GET", f"{base}/metrics")
+            assert status == 200
+            counter = [
+                ln
+                for ln in metrics.decode().splitlines()
+                if ln.startswith("predictor_requests_total{") and 'model="iris"' in ln
+            ]
+            assert counter, metrics.decode()[:2000]
+
             # Nothing was written outside /tmp (root is read-only: the server would
             # have crashed otherwise); the process runs as uid 1000.
             status_txt = Path(f"/proc/{_server_pid(proc.pid)}/status").read_text()

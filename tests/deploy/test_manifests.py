@@ -68,7 +68,11 @@ def test_base_is_hardened_custom_container(kubectl: Path) -> None:
     assert csr["spec"]["protocolVersions"] == ["v1", "v2", "grpc-v2"]
     fmt = csr["spec"]["supportedModelFormats"][0]
     assert fmt["name"] == "sklearn"
-    assert csr["spec"]["containers"][0]["image"] == c["image"]
+    rc = csr["spec"]["containers"][0]
+    assert rc["image"] == c["image"]
+    assert rc["args"][0] == "--model_name={{.Name}}"
+    assert rc["securityContext"] == c["securityContext"]
+    assert rc["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
 
 
 def test_overlay_standard_hpa(kubectl: Path) -> None:

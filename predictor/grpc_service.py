@@ -21,6 +21,7 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.infer_type import InferRequest
 
 from predictor import metrics, responses
+from predictor.tensors import check_header
 from predictor.errors import ModelNotFound, ModelNotReady, PredictorError
 from predictor.rest import log_error, status_of
 
@@ -64,6 +65,8 @@ class Servicer(InferenceServicer):
         try:
             self._model(name)
             self.validate_grpc_request(request)
+            for tensor in request.inputs:  # before KServe decodes contents by datatype
+                check_header(tensor.name, tensor.datatype, list(tensor.shape))
             infer_request = InferRequest.from_grpc(request)
             result, _ = await self._data_plane.infer(name, infer_request, {})
             return responses.to_grpc(result)

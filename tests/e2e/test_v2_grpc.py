@@ -153,3 +153,64 @@ def test_grpc_contents_input_rather_than_raw(servers):
         response = stub.ModelInfer(request)
     value = np.frombuffer(response.raw_output_contents[0], dtype=np.float64)
     np.testing.assert_allclose(value, models.ridge().predict(np.array([[0.5, 0.5, 0.5]])))
+
+
+def _raw_request(model, *tensors):
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name=model)
+    for name, datatype, shape, raw in tensors:
+        request.inputs.add(name=name, datatype=datatype, shape=shape)
+        if raw is not None:
+            request.raw_input_contents.append(raw)
+    return request
+
+
+GRPC_RAW_CASES = [
+    ("no-inputs", "rf", [], "request has no inputs"),
+    ("unknown-datatype", "rf", [("x", "FLOAT", [1, 6], b"\0" * 48)], "not a V2 datatype"),
+    ("raw-too-short", "rf", [("x", "FP64", [1, 6], b"\0" * 40)], "needs 48 bytes"),
+    (
+        "bytes-prefix-truncated",
+        "house",
+        [
+            ("area", "FP64", [1], np.float64(1).tobytes()),
+            ("bedrooms", "INT64", [1], np.int64(1).tobytes()),
+            ("location", "BYTES", [1], b"\x09\x00"),
+        ],
+        "ends inside a length prefix",
+    ),
+    (
+        "bytes-element-past-end",
+        "house",
+        [
+            ("area", "FP64", [1], np.float64(1).tobytes()),
+            ("bedrooms", "INT64", [1], np.int64(1).tobytes()),
+            ("location", "BYTES", [1], b"\x09\x00\x00\x00abc"),
+        ],
+        "runs past the binary data",
+    ),
+    (
+        "raw-count-mismatch",
+        "rf",
+        [("x", "FP64", [1, 6], b"\0" * 48), ("y", "FP64", [1], None)],
+        "does not match",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "model, tensors, message",
+    [case[1:] for case in GRPC_RAW_CASES],
+    ids=[case[0] for case in GRPC_RAW_CASES],
+)
+def test_grpc_raw_bad_input(servers, model, tensors, message):
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+    with grpc.insecure_channel(servers[model].grpc) as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ModelInfer(_raw_request(model, *tensors))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    assert message in caught.value.details()
+    assert "Traceback" not in caught.value.details()

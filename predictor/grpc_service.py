@@ -21,9 +21,9 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.infer_type import InferRequest
 
 from predictor import metrics, responses
-from predictor.tensors import check_header
 from predictor.errors import ModelNotFound, ModelNotReady, PredictorError
 from predictor.rest import log_error, status_of
+from predictor.tensors import check_header
 
 log = logging.getLogger("predictor.grpc")
 

@@ -227,6 +227,15 @@ FAILURES = [
     ),
     (["--set", "logger.enabled=true"], "logger.url"),
     (
+        [
+            "-f",
+            str(CHART / "examples" / "values-kpa.yaml"),
+            "--set",
+            "podSecurityContext.fsGroup=1000",
+        ],
+        "Knative rejects podSecurityContext.fsGroup",
+    ),
+    (
         ["--set", "storage.secretName=s3", "--set", "serviceAccount.create=false"],
         "serviceAccount.create=true",
     ),

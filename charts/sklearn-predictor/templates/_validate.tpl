@@ -40,6 +40,12 @@ fix the values. Included once, from inferenceservice.yaml.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- if and (eq $mode "Knative") (not $v.knativePodSecurityContext) -}}
+{{- $extra := omit $v.podSecurityContext "runAsNonRoot" "seccompProfile" -}}
+{{- if $extra -}}
+{{- fail (printf "Knative rejects podSecurityContext.%s unless the cluster enables kubernetes.podspec-securitycontext: move it to securityContext (container level), or set knativePodSecurityContext=true if the feature is on" (keys $extra | sortAlpha | join ", podSecurityContext.")) -}}
+{{- end -}}
+{{- end -}}
 {{- if and $v.logger.enabled (not $v.logger.url) -}}
 {{- fail "logger.enabled=true needs logger.url (where KServe sends the payload CloudEvents)" -}}
 {{- end -}}

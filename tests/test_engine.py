@@ -14,9 +14,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-pytest.importorskip("onnxruntime", reason="engine tests need onnxruntime + skl2onnx")
-pytest.importorskip("skl2onnx")
-
 from predictor.engine import (
     ATOL,
     METHODS,

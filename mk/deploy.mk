@@ -25,7 +25,8 @@ APT_PACKAGES          ?= podman debootstrap unzip ca-certificates
 
 IMAGE      ?= localhost/sklearn-predictor
 IMAGE_TAG  ?= dev
-BASE_IMAGE ?= python:3.11-slim
+# Fully qualified for podman's short-name policy; the Dockerfile's default is the same image.
+BASE_IMAGE ?= docker.io/library/python:3.11-slim
 
 .PHONY: image lock chart-lint k8s-validate deploy-check tools-deploy
 
@@ -92,11 +93,13 @@ image: $(STAMPS)/apt ## build the container image with podman (BASE_IMAGE=..., I
 lock: $(VENV)/.installed ## regenerate requirements.lock (image pins) from pyproject + the dev venv's versions
 	$(PY) tests/deploy/gen_lock.py --python $(PY) --out requirements.lock
 
-chart-lint: tools-deploy ## helm lint --strict the chart with default values and every examples/values-*.yaml
+chart-lint: tools-deploy ## helm lint --strict + helm template the chart with default values and every examples/values-*.yaml
 	$(HELM) lint --strict $(CHART)
+	$(HELM) template lint $(CHART) >/dev/null
 	@for f in $(CHART)/examples/values-*.yaml; do \
-		echo "== helm lint --strict -f $$f"; \
+		echo "== helm lint --strict / template -f $$f"; \
 		$(HELM) lint --strict $(CHART) -f $$f || exit 1; \
+		$(HELM) template lint $(CHART) -f $$f >/dev/null || exit 1; \
 	done
 
 k8s-validate: tools-deploy ## render every overlay and chart variant and validate each object against its schema

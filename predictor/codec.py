@@ -16,7 +16,7 @@ from kserve.protocol.infer_type import InferInput
 
 from predictor.errors import FeatureMismatch, InvalidTensor, MalformedBody
 from predictor.schema import NUMERIC, STRING, ModelSchema
-from predictor.tensors import NUMERIC_DATATYPES, to_numpy
+from predictor.tensors import NUMERIC_DATATYPES, brief, to_numpy
 
 X: TypeAlias = np.ndarray | pd.DataFrame
 
@@ -65,6 +65,8 @@ def _from_matrix(tensor: InferInput, schema: ModelSchema) -> X:
             f"input '{tensor.name}': expected {schema.n_features} features per row "
             f"(shape [N, {schema.n_features}]), got shape {shape}"
         )
+    if shape[0] == 0:
+        raise InvalidTensor(f"input '{tensor.name}' has 0 rows (shape {shape}); send at least one")
     _check_kind(tensor, NUMERIC if expected != "BYTES" else STRING, tensor.name)
     array = to_numpy(tensor)
     if expected == "BYTES":
@@ -100,6 +102,10 @@ def _from_columns(inputs: list[InferInput], schema: ModelSchema) -> X:
             raise InvalidTensor(
                 f"input '{feature.name}': a feature tensor must have shape [N] or [N, 1], "
                 f"got {shape}"
+            )
+        if shape[0] == 0:
+            raise InvalidTensor(
+                f"input '{feature.name}' has 0 rows (shape {shape}); send at least one"
             )
         if rows is None:
             rows = shape[0]
@@ -169,7 +175,7 @@ def v1_to_x(body: Any, schema: ModelSchema) -> X:
         raise MalformedBody("V1 body needs 'instances' (or 'inputs'): a list of rows")
     rows = body[key]
     if not isinstance(rows, list) or not rows:
-        raise MalformedBody(f"'{key}' must be a non-empty list of rows, got {rows!r:.40}")
+        raise MalformedBody(f"'{key}' must be a non-empty list of rows, got {brief(rows)}")
     if all(isinstance(r, dict) for r in rows):
         return _v1_records(rows, schema, key)
     if not all(isinstance(r, list) for r in rows):
@@ -188,7 +194,7 @@ def v1_to_x(body: Any, schema: ModelSchema) -> X:
         bad = [v for v in row if isinstance(v, bool) or not isinstance(v, int | float | None)]
         if bad:
             raise InvalidTensor(
-                f"'{key}' must hold numbers of equal-length rows; {key}[{i}] has {bad[0]!r}"
+                f"'{key}' must hold numbers of equal-length rows; {key}[{i}] has {brief(bad[0])}"
             )
     try:
         array = np.asarray(rows, dtype=np.float64)
@@ -221,13 +227,15 @@ def _checked_frame(frame: pd.DataFrame, schema: ModelSchema, key: str) -> pd.Dat
             bad = [v for v in column if not isinstance(v, str)]
             if bad:
                 raise InvalidTensor(
-                    f"{key}: feature '{feature.name}' takes strings, got {bad[0]!r}"
+                    f"{key}: feature '{feature.name}' takes strings, got {brief(bad[0])}"
                 )
             continue
         bad = [v for v in column if isinstance(v, bool) or not isinstance(v, int | float)]
         bad = [v for v in bad if v is not None]
         if bad:
-            raise InvalidTensor(f"{key}: feature '{feature.name}' takes numbers, got {bad[0]!r}")
+            raise InvalidTensor(
+                f"{key}: feature '{feature.name}' takes numbers, got {brief(bad[0])}"
+            )
         values = pd.to_numeric(column).to_numpy()
         _check_finite(values.astype(np.float64), feature.name, nan_ok=schema.allow_nan)
         frame[feature.name] = values

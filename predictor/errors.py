@@ -8,7 +8,8 @@
     │   ├── InvalidTensor              shape / datatype / data length disagree
     │   ├── FeatureMismatch            features missing, unknown, wrong kind
     │   ├── UnknownOutput              output the estimator cannot compute
-    │   └── ModelRejectedInput         the estimator refused the (validated) input
+    │   ├── ModelRejectedInput         the estimator refused the (validated) input
+    │   └── PayloadTooLarge        413 RESOURCE_EXHAUSTED  body over --max_request_bytes
     ├── ModelNotFound              404 NOT_FOUND
     ├── ModelNotReady              503 UNAVAILABLE        still loading
     ├── InferenceFailed            500 INTERNAL           the estimator crashed
@@ -73,6 +74,13 @@ class UnknownOutput(BadRequest):
 
 class ModelRejectedInput(BadRequest):
     """The estimator raised on input that passed validation (e.g. an unknown category)."""
+
+
+class PayloadTooLarge(BadRequest):
+    """The body is larger than ``--max_request_bytes``."""
+
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class ModelNotFound(PredictorError, kserve_errors.ModelNotFound):

@@ -26,6 +26,7 @@ from predictor.rest import log_error, status_of
 from predictor.tensors import check_header
 
 log = logging.getLogger("predictor.grpc")
+REPOSITORY_DISABLED = "the model repository API (load/unload) is disabled on this server"
 
 _CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -106,6 +107,12 @@ class Servicer(InferenceServicer):
     ) -> pb.ServerReadyResponse:
         models = self._data_plane.model_registry.get_models().values()
         return pb.ServerReadyResponse(ready=bool(models) and all(m.ready for m in models))
+
+    async def RepositoryModelLoad(self, request: Any, context: aio.ServicerContext) -> Any:  # noqa: N802
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, REPOSITORY_DISABLED)
+
+    async def RepositoryModelUnload(self, request: Any, context: aio.ServicerContext) -> Any:  # noqa: N802
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, REPOSITORY_DISABLED)
 
 
 class Server(GRPCServer):

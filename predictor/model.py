@@ -9,11 +9,15 @@ outputs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import sklearn
 from kserve import Model
 from kserve.protocol.infer_type import InferRequest, InferResponse
@@ -28,14 +32,20 @@ from predictor.errors import (
     UnknownOutput,
 )
 from predictor.metrics import BATCH_ROWS, MODEL_INFO
-from predictor.schema import METHODS, TENSOR_INPUT, ModelSchema, describe
+from predictor.schema import METHODS, TENSOR_INPUT, ModelSchema, describe, v2_datatype
 from predictor.settings import Settings
+from predictor.tensors import brief
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "sklearn"
 # Errors an estimator raises for input it cannot handle (unknown category, bad dtype, ...).
 INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
+OFFLOAD_VALUES = 20_000  # requests with more input values are decoded in a worker thread
+
+
+def _is_shape(shape: Any) -> bool:
+    return all(isinstance(d, int) and d >= 0 for d in shape)
 
 
 @dataclass
@@ -65,6 +75,8 @@ class SklearnModel(Model):
         self.runner: Any = None
         self.batcher: Any = None
         self.version: str | None = None
+        self.default_output: str = settings.default_output
+        self.v1_output: str = settings.v1_output
         self.format: str | None = None
         self.saved_sklearn_version: str | None = None
         self._lock = threading.Lock()
@@ -124,20 +136,14 @@ class SklearnModel(Model):
             else None
         )
         schema = describe(estimator, sample)
-        for option, method in (
-            ("default_output", settings.default_output),
-            ("v1_output", settings.v1_output),
-        ):
-            if method not in schema.methods:
-                raise ModelLoadError(
-                    f"--{option} is {method!r} but this {type(estimator).__name__} offers "
-                    f"only: {', '.join(schema.methods)}"
-                )
+        self.default_output = self._resolve_output("default_output", schema, estimator)
+        self.v1_output = self._resolve_output("v1_output", schema, estimator)
         self.estimator, self.schema = estimator, schema
         self.version, self.format, self.saved_sklearn_version = digest[:12], artifact.format, saved
         self._artifact, self._sample = artifact, sample
         self.runner = self._build_runner(estimator, artifact, sample)
         self._runner_built.set()
+        self.schema = self._observe_outputs(schema, estimator, sample)
         MODEL_INFO.labels(
             self.name, self.version, self.format, self.engine_summary(), saved or "unknown"
         ).set(1)
@@ -150,17 +156,70 @@ class SklearnModel(Model):
             extra={"model": self.name},
         )
 
-    def _build_runner(self, estimator: Any, artifact: Any, sample: Any) -> Any:
-        from predictor.engine import build_engine
-
-        engine = build_engine(
-            estimator,
-            mode=self.settings.engine,
-            probe=sample if sample is None or self.schema_has_names() else sample.to_numpy(),
-            onnx_path=artifact.onnx_path,
-            logger=log,
+    def _resolve_output(self, option: str, schema: ModelSchema, estimator: Any) -> str:
+        """The configured method, or (left at its default) the estimator's first one."""
+        method = getattr(self.settings, option)
+        if method in schema.methods:
+            return str(method)
+        if option in self.settings.model_fields_set or not schema.methods:
+            raise ModelLoadError(
+                f"--{option} is {method!r} but this {type(estimator).__name__} offers "
+                f"only: {', '.join(schema.methods) or 'no known method'}"
+            )
+        log.info(
+            "%s has no %s; %s is %s",
+            type(estimator).__name__,
+            method,
+            option,
+            schema.methods[0],
+            extra={"model": self.name},
         )
-        return engine
+        return schema.methods[0]
+
+    def _build_runner(self, estimator: Any, artifact: Any, sample: Any) -> Any:
+        from predictor.engine import OnnxUnavailableError, build_engine
+
+        probe = sample if sample is None or self.schema_has_names() else sample.to_numpy()
+        options = {"probe": probe, "onnx_path": artifact.onnx_path, "logger": log}
+        try:
+            return build_engine(estimator, mode=self.settings.engine, **options)
+        except OnnxUnavailableError as err:
+            raise ModelLoadError(f"--engine onnx: {err}") from err
+        except Exception as err:
+            if self.settings.engine != "auto":
+                raise ModelLoadError(f"engine {self.settings.engine}: {err}") from err
+            log.warning(
+                "ONNX engine unavailable (%s: %s); serving with scikit-learn",
+                type(err).__name__,
+                err,
+                extra={"model": self.name},
+            )
+            return build_engine(estimator, mode="sklearn", **options)
+
+    def _observe_outputs(self, schema: ModelSchema, estimator: Any, sample: Any) -> ModelSchema:
+        """Run each method on two probe rows so metadata states the real output types."""
+        from predictor.engine import make_probe
+
+        probe: Any = None
+        if sample is not None:
+            probe = sample.iloc[:2] if schema.feature_names else sample.to_numpy()[:2]
+        elif not schema.feature_names or schema.tensor_datatype == "FP64":
+            rows = make_probe(estimator, n_rows=2)
+            if rows is not None and schema.feature_names:
+                probe = pd.DataFrame(rows, columns=schema.feature_names)
+            else:
+                probe = rows
+        if probe is None:
+            return schema
+        observed = {}
+        for method in schema.methods:
+            try:
+                array = responses.normalise(self._call(method, probe))
+            except Exception as err:  # an odd probe row must not stop the load
+                log.info("could not probe %s: %s", method, err, extra={"model": self.name})
+                continue
+            observed[method] = (v2_datatype(array.dtype), [-1, *array.shape[1:]])
+        return dataclasses.replace(schema, observed=observed)
 
     def _get_batcher(self) -> Any:
         """The batcher of this process, made on first use inside the running event loop."""
@@ -223,17 +282,30 @@ class SklearnModel(Model):
         schema = self._schema()
         if isinstance(payload, InferRequest):
             names = [o.name for o in payload.request_outputs or ()]
-            methods = list(dict.fromkeys(names)) or [self.settings.default_output]
+            methods = list(dict.fromkeys(names)) or [self.default_output]
             self._check_methods(methods)
-            return Prepared(codec.v2_to_x(payload.inputs, schema), methods, payload)
+            values = sum(math.prod(t.shape) for t in payload.inputs if _is_shape(t.shape))
+            x = await self._off_loop(values, codec.v2_to_x, payload.inputs, schema)
+            return Prepared(x, methods, payload)
         params = payload.get("parameters") if isinstance(payload, dict) else None
-        method = self.settings.v1_output
+        method = self.v1_output
         if isinstance(params, dict) and params.get("method") is not None:
             method = params["method"]
             if not isinstance(method, str):
-                raise BadRequest(f"parameters.method must be a string, got {method!r}")
+                raise BadRequest(f"parameters.method must be a string, got {brief(method)}")
         self._check_methods([method])
-        return Prepared(codec.v1_to_x(payload, schema), [method], None)
+        rows = payload.get("instances") or payload.get("inputs") if isinstance(payload, dict) else 0
+        values = len(rows) * self._schema().n_features_or_one if isinstance(rows, list) else 0
+        return Prepared(
+            await self._off_loop(values, codec.v1_to_x, payload, schema), [method], None
+        )
+
+    @staticmethod
+    async def _off_loop(values: int, function: Any, *args: Any) -> Any:
+        """Run ``function`` in a worker thread when the request is large."""
+        if values <= OFFLOAD_VALUES:
+            return function(*args)
+        return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
     def _schema(self) -> ModelSchema:
         if self.schema is None:
@@ -247,7 +319,7 @@ class SklearnModel(Model):
                 what = type(self.estimator).__name__
                 known = method in METHODS
                 raise UnknownOutput(
-                    f"output '{method}' "
+                    f"output {brief(method)} "
                     + (f"is not offered by this {what}" if known else "is not a known output")
                     + f"; valid outputs: {', '.join(offered)}"
                 )
@@ -294,7 +366,7 @@ class SklearnModel(Model):
         results = {}
         for method in methods:
             try:
-                results[method] = self.runner.run(method, x)
+                results[method] = self._call(method, x)
             except INPUT_ERRORS as err:
                 raise ModelRejectedInput(
                     f"the model rejected the input in {method}: {err}"
@@ -302,6 +374,12 @@ class SklearnModel(Model):
             except Exception as err:
                 raise InferenceFailed(f"{method} failed: {type(err).__name__}: {err}") from err
         return results
+
+    def _call(self, method: str, x: Any) -> Any:
+        result = self.runner.run(method, x)
+        if isinstance(result, list):  # multi-output: one array per output -> rows first
+            result = np.stack([np.asarray(r) for r in result], axis=1)
+        return result
 
     # --------------------------------------------------------- postprocess
     async def postprocess(
@@ -357,7 +435,7 @@ class SklearnModel(Model):
             "engine": self.engine_summary(),
             "sklearn_version": sklearn.__version__,
             "saved_sklearn_version": self.saved_sklearn_version,
-            "default_output": self.settings.default_output,
+            "default_output": self.default_output,
         }
         if schema.classes is not None:
             params["classes"] = list(schema.classes)

@@ -24,7 +24,8 @@ SCORE_METHODS = frozenset({"predict_proba", "predict_log_proba", "decision_funct
 CLASSES_PARAM = "classes"
 
 
-def _normalise(array: Any) -> np.ndarray:
+def normalise(array: Any) -> np.ndarray:
+    """The array with V2-friendly dtypes: strings as objects, ints INT64, floats FP64."""
     array = np.asarray(array)
     kind = array.dtype.kind
     if kind in ("U", "S"):
@@ -49,7 +50,7 @@ def build_response(
     """A KServe ``InferResponse`` holding numpy outputs in the requested order."""
     outputs = []
     for method in order:
-        array = _normalise(results[method])
+        array = normalise(results[method])
         params: dict[str, Any] = {}
         if method in SCORE_METHODS and schema.classes is not None and array.ndim == 2:
             params[CLASSES_PARAM] = list(schema.classes)
@@ -75,9 +76,9 @@ def _binary_wanted(request: InferRequest | None, name: str) -> bool:
         return False
     for wanted in request.request_outputs or ():
         if wanted.name == name and wanted.parameters and "binary_data" in wanted.parameters:
-            return bool(wanted.parameters["binary_data"])
+            return wanted.parameters["binary_data"] is True
     params = request.parameters or {}
-    return bool(params.get("binary_data_output", False))
+    return params.get("binary_data_output") is True
 
 
 def _json_data(array: np.ndarray) -> list[Any]:
@@ -144,6 +145,6 @@ def to_grpc(response: InferResponse) -> pb.ModelInferResponse:
 
 def to_v1(result: Any) -> bytes:
     """``{"predictions": [...]}`` with labels, values or score rows."""
-    array = _normalise(result)
+    array = normalise(result)
     data = array.tolist()
     return orjson.dumps({"predictions": data}, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -10,6 +10,8 @@ reaches a response body.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -24,10 +26,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from predictor import metrics, responses, tensors
-from predictor.errors import ModelNotFound, ModelNotReady, PredictorError
+from predictor.errors import ModelNotFound, ModelNotReady, PayloadTooLarge, PredictorError
 
 log = logging.getLogger("predictor.rest")
 JSON = "application/json"
+OFFLOAD_BYTES = 256 * 1024  # bodies above this are parsed and encoded in a worker thread
 
 
 def json_response(doc: Any, status: int = 200) -> Response:
@@ -76,21 +79,26 @@ class Routes:
         started = time.perf_counter()
         status = 200
         try:
-            self.model(name)
-            body = await request.body()
+            model = self.model(name)
+            body = await self._body(request, model.settings.max_request_bytes)
             headers = {"x-request-id": request.headers.get("x-request-id", "")}
+            big = len(body) > OFFLOAD_BYTES  # parse and encode off the event loop
+            loop = asyncio.get_running_loop()
             if protocol == metrics.V2_REST:
-                infer_request = tensors.parse_rest_v2(
-                    body, request.headers.get(tensors.HEADER_LENGTH), name
+                parse = functools.partial(
+                    tensors.parse_rest_v2, body, request.headers.get(tensors.HEADER_LENGTH), name
                 )
+                infer_request = await loop.run_in_executor(None, parse) if big else parse()
                 result, _ = await self.dataplane.infer(name, infer_request, headers)
-                payload, json_length = responses.to_rest_v2(result, infer_request)
+                encode = functools.partial(responses.to_rest_v2, result, infer_request)
+                payload, json_length = await loop.run_in_executor(None, encode) if big else encode()
                 reply = Response(payload, media_type=JSON)
                 if json_length is not None:
                     reply.headers[tensors.HEADER_LENGTH] = str(json_length)
                     reply.media_type = "application/octet-stream"
                 return reply
-            doc = tensors.parse_json(body)
+            parse_v1 = functools.partial(tensors.parse_json, body)
+            doc = await loop.run_in_executor(None, parse_v1) if big else parse_v1()
             result, _ = await self.dataplane.infer(name, doc, headers)
             return Response(responses.to_v1(result["predictions"]), media_type=JSON)
         except Exception as err:  # every failure becomes a JSON error, never a traceback
@@ -99,6 +107,22 @@ class Routes:
             return json_response({"error": message}, status)
         finally:
             metrics.observe(name, protocol, status, time.perf_counter() - started)
+
+    @staticmethod
+    async def _body(request: Request, limit: int) -> bytes:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(
+                f"request body is {declared} bytes; this server takes at most {limit} "
+                "(--max_request_bytes)"
+            )
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body is over {limit} bytes (--max_request_bytes)")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def v2_infer(self, request: Request) -> Response:
         return await self._infer(request, metrics.V2_REST)
@@ -129,6 +153,11 @@ class Routes:
         ready = bool(models) and all(m.ready for m in models)
         return json_response({"ready": ready}, 200 if ready else 503)
 
+    async def repository_disabled(self, request: Request) -> Response:
+        return json_response(
+            {"error": "the model repository API (load/unload) is disabled on this server"}, 403
+        )
+
     def install(self, app: FastAPI) -> None:
         """Put our routes first, so they answer before KServe's for the same paths."""
         ours = [
@@ -142,6 +171,12 @@ class Routes:
             Route("/v2/models/{model_name}", self.v2_metadata, methods=["GET"]),
             Route("/v2/models/{model_name}/ready", self.v2_model_ready, methods=["GET"]),
             Route("/v2/health/ready", self.v2_server_ready, methods=["GET"]),
+            Route(
+                "/v2/repository/models/{model_name}/{action}",
+                self.repository_disabled,
+                methods=["POST"],
+            ),
+            Route("/v2/repository/index", self.repository_disabled, methods=["POST"]),
         ]
         app.router.routes[0:0] = ours
         app.add_exception_handler(RequestValidationError, _validation_error)

@@ -42,6 +42,12 @@ class ModelSchema:
     estimator_type: str
     n_outputs: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    # method -> (datatype, shape) seen when the method ran on probe rows at load
+    observed: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
+
+    @property
+    def n_features_or_one(self) -> int:
+        return self.n_features or 1
 
     @property
     def feature_names(self) -> list[str] | None:
@@ -60,6 +66,8 @@ class ModelSchema:
         return None
 
     def output_shape(self, method: str) -> list[int]:
+        if method in self.observed:
+            return list(self.observed[method][1])
         width = -1
         if method in ("predict_proba", "predict_log_proba") and self.classes is not None:
             width = len(self.classes)
@@ -70,6 +78,8 @@ class ModelSchema:
         return [-1] if width == 0 else [-1, width]
 
     def output_datatype(self, method: str) -> str:
+        if method in self.observed:
+            return self.observed[method][0]
         return self.label_datatype if method == "predict" else "FP64"
 
 

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 ENV_PREFIX = "PREDICTOR_"
 
 EngineMode = Literal["auto", "onnx", "sklearn"]
-V1Output = Literal["predict", "predict_proba"]
+Method = Literal["predict", "predict_proba", "predict_log_proba", "decision_function", "transform"]
 
 
 class Settings(BaseSettings):
@@ -41,10 +41,10 @@ class Settings(BaseSettings):
         description="Types to trust when loading a .skops artifact beyond skops' safe set "
         "(comma-separated). Trusting a type lets the artifact run its code.",
     )
-    default_output: str = Field(
+    default_output: Method = Field(
         "predict", description="V2 output computed when a request asks for none."
     )
-    v1_output: V1Output = Field(
+    v1_output: Method = Field(
         "predict",
         description="Method behind V1 ':predict' unless the request says "
         "'parameters': {'method': ...}.",
@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     max_threads: int = Field(4, ge=1, description="gRPC server threads.")
     max_asyncio_workers: int | None = Field(
         None, description="Threads that run inference off the event loop (default cores + 4)."
+    )
+    max_request_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest REST request body (413 above it)."
     )
     grpc_max_message_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest gRPC message sent or received."

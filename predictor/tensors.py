@@ -35,9 +35,11 @@ DTYPES: dict[str, np.dtype[Any]] = {
 }
 NUMERIC_DATATYPES = frozenset(DTYPES) - {"BYTES"}
 HEADER_LENGTH = "inference-header-content-length"
+MAX_NAME = 256  # longest tensor name or request id we accept (and echo)
 
 
-def _what(value: Any) -> str:
+def brief(value: Any) -> str:
+    """A client value for an error message: its repr, cut to 40 characters."""
     text = repr(value)
     return (text[:40] + "...") if len(text) > 43 else text
 
@@ -49,12 +51,14 @@ def parse_json(body: bytes, where: str = "request body") -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as err:
-        import json
+        if b"NaN" in body or b"Infinity" in body:  # Python's json.dumps writes these
+            import json
 
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedBody(f"{where} is not valid JSON: {err}") from err
+            try:
+                return json.loads(body)
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                pass
+        raise MalformedBody(f"{where} is not valid JSON: {err}") from err
 
 
 def parse_rest_v2(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
@@ -79,7 +83,7 @@ def parse_rest_v2(body: bytes, header_length: str | None, model_name: str) -> In
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise MalformedBody(
             "request body needs 'inputs': a non-empty list of tensors "
-            f"{{name, shape, datatype, data}}; got {_what(raw_inputs)}"
+            f"{{name, shape, datatype, data}}; got {brief(raw_inputs)}"
         )
     offset = 0
     inputs = []
@@ -94,8 +98,14 @@ def parse_rest_v2(body: bytes, header_length: str | None, model_name: str) -> In
     outputs = _requested_outputs(doc.get("outputs"))
     params = doc.get("parameters")
     if params is not None and not isinstance(params, dict):
-        raise MalformedBody(f"'parameters' must be an object, got {_what(params)}")
+        raise MalformedBody(f"'parameters' must be an object, got {brief(params)}")
     request_id = doc.get("id")
+    if request_id is not None and (
+        not isinstance(request_id, str | int) or isinstance(request_id, bool)
+    ):
+        raise MalformedBody(f"'id' must be a string, got {brief(request_id)}")
+    if request_id is not None and len(str(request_id)) > MAX_NAME:
+        raise MalformedBody(f"'id' is {len(str(request_id))} characters; at most {MAX_NAME}")
     return InferRequest(
         model_name=model_name,
         infer_inputs=inputs,
@@ -107,10 +117,10 @@ def parse_rest_v2(body: bytes, header_length: str | None, model_name: str) -> In
 
 def _rest_input(item: Any, index: int, binary: bytes, offset: int) -> tuple[InferInput, int]:
     if not isinstance(item, dict):
-        raise MalformedBody(f"inputs[{index}] must be an object, got {_what(item)}")
+        raise MalformedBody(f"inputs[{index}] must be an object, got {brief(item)}")
     name = item.get("name")
     if not isinstance(name, str) or not name:
-        raise MalformedBody(f"inputs[{index}] needs a 'name' string, got {_what(name)}")
+        raise MalformedBody(f"inputs[{index}] needs a 'name' string, got {brief(name)}")
     datatype, shape = item.get("datatype"), item.get("shape")
     check_header(name, datatype, shape)
     params = item.get("parameters") or {}
@@ -136,20 +146,26 @@ def _requested_outputs(raw: Any) -> list[RequestedOutput] | None:
     if raw is None:
         return None
     if not isinstance(raw, list):
-        raise MalformedBody(f"'outputs' must be a list of {{name}} objects, got {_what(raw)}")
+        raise MalformedBody(f"'outputs' must be a list of {{name}} objects, got {brief(raw)}")
     outputs = []
     for index, item in enumerate(raw):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise MalformedBody(f"outputs[{index}] must be an object with a 'name' string")
+        if len(item["name"]) > MAX_NAME:
+            raise MalformedBody(f"outputs[{index}] name is longer than {MAX_NAME} characters")
         params = item.get("parameters")
         outputs.append(RequestedOutput(item["name"], params if isinstance(params, dict) else {}))
     return outputs or None
 
 
 def check_header(name: str, datatype: Any, shape: Any) -> None:
+    if len(name) > MAX_NAME:
+        raise InvalidTensor(
+            f"input name {brief(name)} is {len(name)} characters; at most {MAX_NAME}"
+        )
     if datatype not in DTYPES:
         raise InvalidTensor(
-            f"input '{name}': datatype {_what(datatype)} is not a V2 datatype; expected one "
+            f"input '{name}': datatype {brief(datatype)} is not a V2 datatype; expected one "
             f"of {', '.join(DTYPES)}"
         )
     if (
@@ -158,7 +174,7 @@ def check_header(name: str, datatype: Any, shape: Any) -> None:
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
     ):
         raise InvalidTensor(
-            f"input '{name}': shape must be a list of non-negative integers, got {_what(shape)}"
+            f"input '{name}': shape must be a list of non-negative integers, got {brief(shape)}"
         )
 
 
@@ -193,14 +209,14 @@ def _from_values(name: str, datatype: str, data: Any) -> np.ndarray:
         raise InvalidTensor(f"input '{name}' has no data")
     if not isinstance(data, list):
         if isinstance(data, str | bytes | dict | int | float):  # a JSON scalar or object
-            raise InvalidTensor(f"input '{name}': 'data' must be a list, got {_what(data)}")
+            raise InvalidTensor(f"input '{name}': 'data' must be a list, got {brief(data)}")
         data = list(data)  # gRPC repeated fields
     if datatype == "BYTES":
         flat = _flatten(data)
         for value in flat:
             if not isinstance(value, str | bytes):
                 raise InvalidTensor(
-                    f"input '{name}' is BYTES, so its data must be strings; found {_what(value)}"
+                    f"input '{name}' is BYTES, so its data must be strings; found {brief(value)}"
                 )
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
@@ -244,11 +260,11 @@ def _not_numbers(name: str, datatype: str, data: Any, err: Exception | None = No
         return uneven
     if datatype == "BOOL" and bad is not None:
         return InvalidTensor(
-            f"input '{name}' has datatype BOOL, so its data must be booleans; found {_what(bad)}"
+            f"input '{name}' has datatype BOOL, so its data must be booleans; found {brief(bad)}"
         )
     if isinstance(err, OverflowError) or (isinstance(bad, int) and not isinstance(bad, bool)):
         return InvalidTensor(f"input '{name}': a value does not fit datatype {datatype} ({err})")
-    found = f"found {_what(bad)}" if bad is not None else f"({err})"
+    found = f"found {brief(bad)}" if bad is not None else f"({err})"
     return InvalidTensor(
         f"input '{name}' has datatype {datatype}, so its data must be numbers in nested lists "
         f"of equal length; {found}"

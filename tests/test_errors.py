@@ -21,6 +21,10 @@ CODES = {
     errors.FeatureMismatch: BAD,
     errors.UnknownOutput: BAD,
     errors.ModelRejectedInput: BAD,
+    errors.PayloadTooLarge: (
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ),
     errors.ModelNotFound: (HTTPStatus.NOT_FOUND, grpc.StatusCode.NOT_FOUND),
     errors.ModelNotReady: (HTTPStatus.SERVICE_UNAVAILABLE, grpc.StatusCode.UNAVAILABLE),
     errors.InferenceFailed: INTERNAL,

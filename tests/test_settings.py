@@ -146,7 +146,7 @@ def test_bool_parsing(monkeypatch: pytest.MonkeyPatch, text: str, expected: bool
         (["--http_port", "70000"], "http_port", "less than or equal to 65535"),
         (["--log_level", "verbose"], "log_level", "got 'verbose'"),
         (["--log_format", "xml"], "log_format", "'json' or 'text'"),
-        (["--v1_output", "transform"], "v1_output", "'predict' or 'predict_proba'"),
+        (["--v1_output", "explain"], "v1_output", "'predict', 'predict_proba'"),
         (["--batching", "maybe"], "batching", "valid boolean"),
         (["--workers", "two"], "workers", "valid integer"),
         (["--grpc_max_message_bytes", "100"], "grpc_max_message_bytes", "1024"),

@@ -146,7 +146,7 @@ def _cell(r: dict[str, Any] | None, name: bool = False) -> str:
         return "-"
     s = f"{r['rps']:.0f} ({r['p50_ms']:.1f}/{r['p99_ms']:.1f})"
     if r["non2xx"] or r.get("socket_errors"):
-        s += f" ⚠{r['non2xx']}+{r.get('socket_errors', 0)}"
+        s += f" (!{r['non2xx']}+{r.get('socket_errors', 0)})"
     if name:
         s += f" `{r['server']}`"
     return s
@@ -170,6 +170,12 @@ def markdown(doc: dict[str, Any], chart_name: str | None) -> str:
         "load generator and server share the 2 cores.",
         "",
         "## One row per request: req/s (p50/p99 ms)",
+        "",
+        "`ours` is `python -m predictor` in its default configuration; MLServer best is the "
+        "fastest of its four configurations for that row (named); the ceiling is this "
+        "predictor's stack answering a constant response (sent the rf request body), so it "
+        "is the same for rf and lr. `(!a+b)` marks a non-2xx responses and b socket "
+        "errors (timeouts included).",
         "",
         "| model | protocol | c | ours | MLServer best | minimal KServe | ceiling | "
         "x MLServer | x minimal | of ceiling |",
@@ -309,3 +315,18 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+if __name__ == "__main__":  # re-render: python bench/report.py bench/results/<date>.json
+    import json
+    import sys
+
+    for name in sys.argv[1:]:
+        src = Path(name)
+        doc = json.loads(src.read_text())
+        doc["summary"] = summarize(doc)
+        src.write_text(json.dumps(doc, indent=1))
+        png = src.with_suffix(".png")
+        drew = chart(doc, png)
+        src.with_suffix(".md").write_text(markdown(doc, png.name if drew else None))
+        print(f"rendered {src.with_suffix('.md')}" + (f" and {png}" if drew else ""))

@@ -204,7 +204,11 @@ class SklearnModel(Model):
         if sample is not None:
             probe = sample.iloc[:2] if schema.feature_names else sample.to_numpy()[:2]
         elif not schema.feature_names or schema.tensor_datatype == "FP64":
-            rows = make_probe(estimator, n_rows=2)
+            try:
+                rows = make_probe(estimator, n_rows=2)
+            except Exception as err:  # e.g. infinite tree thresholds
+                log.info("no probe rows: %s", err, extra={"model": self.name})
+                rows = None
             if rows is not None and schema.feature_names:
                 probe = pd.DataFrame(rows, columns=schema.feature_names)
             else:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,7 @@ class PredictorServer(ModelServer):
             enable_latency_logging=False,
         )
         self.settings = settings
+        self._stopping = False
         self.log_config_file = str(log_config_file) if log_config_file else None
 
     def start(self, models: list[Any]) -> None:
@@ -156,12 +158,33 @@ class PredictorServer(ModelServer):
         asyncio.run(self._serve())
 
     async def _load_in_background(self, models: list[Any]) -> None:
+        """Load in a daemon thread: a SIGTERM during a long load stops the process at once."""
         loop = asyncio.get_running_loop()
         for model in models:
+            done: asyncio.Future[None] = loop.create_future()
+
+            def work(model: Any = model, done: asyncio.Future[None] = done) -> None:
+                try:
+                    model.load()
+                except BaseException as err:  # reported on the loop, then exit 1
+                    loop.call_soon_threadsafe(done.set_exception, err)
+                else:
+                    loop.call_soon_threadsafe(done.set_result, None)
+
+            threading.Thread(target=work, name=f"load-{model.name}", daemon=True).start()
+            while not done.done():
+                if self._stopping:  # leave the daemon thread behind
+                    return
+                await asyncio.wait([done], timeout=0.25)
             try:
-                await loop.run_in_executor(None, model.load)
+                done.result()
             except Exception as err:
                 fail_load(err, model.name)
+
+    def stop(self, sig: int) -> None:
+        """Stop serving; a load still running is abandoned."""
+        self._stopping = True
+        super().stop(sig)
 
 
 def fail_load(err: BaseException, model_name: str, what: str = "model failed to load") -> None:

@@ -198,3 +198,21 @@ def test_kserve_flags_pass_through(tmp_path, start_server):
     server = start_server(tmp_path, "docs", extra_args=["--enable_docs_url", "true"])
     assert server.get("/docs").status_code == 200
     assert "--enable_docs_url" in server.log()  # logged as passed through to KServe
+
+
+def test_sigterm_during_a_long_load_stops_promptly(tmp_path, start_server):
+    slow_model(tmp_path, load_seconds=60, predict_seconds=0)
+    server = start_server(tmp_path, "stopme", wait=False, extra_env=SLOW_ENV)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if server.get("/v2/health/live").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    time.sleep(1)  # the load is now sleeping in its thread
+    started = time.monotonic()
+    server.process.terminate()
+    code = server.wait_exit(timeout=30)
+    assert time.monotonic() - started < 10, "SIGTERM waited for the model load"
+    assert code == 0

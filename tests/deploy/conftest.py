@@ -90,3 +90,21 @@ def run_ok(cmd: list[str | os.PathLike[str]], **kw: object) -> str:
             pytrace=False,
         )
     return proc.stdout
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Run the image tests last and start their build in the background right away.
+
+    trylast: after -m / -k deselection, so nothing is built when they are not selected.
+    """
+    image = [i for i in items if i.path.name == "test_image.py" and i.path.parent.name == "deploy"]
+    if not image:
+        return
+    items[:] = [i for i in items if i not in image] + image
+    if os.environ.get("DEPLOY_IMAGE_PREBUILD", "1") != "0" and len(items) > len(image):
+        from .image_build import PREBUILD
+
+        PREBUILD.start()

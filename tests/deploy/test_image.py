@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,85 +31,11 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO, run, run_ok
+from .image_build import IMAGE_TAG, TIMINGS, _log, _need, ensure_built
 
 # Cold: debootstrap + a full pip install inside the build; pytest's default 600 s is
 # too short for the first test of the module, which builds everything.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
-
-BASE_TAG = os.environ.get("DEPLOY_TEST_BASE", "localhost/sklearn-predictor-testbase:bookworm")
-IMAGE_TAG = os.environ.get("DEPLOY_TEST_IMAGE", "localhost/sklearn-predictor:test")
-CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-TIMINGS: dict[str, float] = {}
-
-
-def _log(msg: str) -> None:
-    print(f"[image-test] {msg}", file=sys.stderr, flush=True)
-
-
-def _need(binary: str) -> str:
-    found = shutil.which(binary)
-    if not found:
-        pytest.fail(f"{binary} is missing: run `make tools`", pytrace=False)
-    return found
-
-
-def build_base(podman: str) -> None:
-    """debootstrap a minimal bookworm with python3 + venv and import it (once)."""
-    if run([podman, "image", "exists", BASE_TAG]).returncode == 0:
-        _log(f"base {BASE_TAG} already present, reusing it")
-        return
-    debootstrap = _need("debootstrap")
-    t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="deboot-", dir="/var/tmp") as tmp:
-        root = Path(tmp) / "rootfs"
-        run_ok(
-            [
-                debootstrap,
-                "--variant=minbase",
-                "--include=python3,python3-venv",
-                "bookworm",
-                root,
-            ]
-        )
-        # Keep the base small: no apt lists or caches in the image.
-        for junk in ("var/lib/apt/lists", "var/cache/apt/archives"):
-            for child in (root / junk).glob("*"):
-                if child.is_file():
-                    child.unlink()
-        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        imp = subprocess.run(
-            [podman, "import", "--change", 'CMD ["/bin/bash"]', "-", BASE_TAG],
-            stdin=tar.stdout,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        tar.wait()
-        if imp.returncode != 0 or tar.returncode != 0:
-            pytest.fail(f"podman import failed: {imp.stderr[-2000:]}", pytrace=False)
-    TIMINGS["base (debootstrap + import)"] = time.monotonic() - t0
-
-
-def build_image(podman: str) -> None:
-    t0 = time.monotonic()
-    run_ok(
-        [
-            podman,
-            "build",
-            "--isolation=chroot",
-            "--network=host",
-            "--build-arg",
-            f"BASE_IMAGE={BASE_TAG}",
-            "-v",
-            f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
-            "-t",
-            IMAGE_TAG,
-            "-f",
-            REPO / "Dockerfile",
-            REPO,
-        ]
-    )
-    TIMINGS["podman build"] = time.monotonic() - t0
 
 
 def train_model(dest: Path) -> None:
@@ -151,8 +76,7 @@ def _http(method: str, url: str, body: dict | None = None) -> tuple[int, bytes]:
 @pytest.fixture(scope="module")
 def built_image(podman: str) -> Iterator[dict]:
     t0 = time.monotonic()
-    build_base(podman)
-    build_image(podman)
+    ensure_built(podman)
     info = json.loads(run_ok([podman, "image", "inspect", IMAGE_TAG]))[0]
     yield info
     TIMINGS["total (base + build + serve)"] = time.monotonic() - t0

@@ -26,6 +26,29 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
+def _paired(
+    ours: dict[str, Any] | None, others: list[dict[str, Any]]
+) -> tuple[float | None, list[float]]:
+    """Median over rounds of ours / best-of-others measured in the same round.
+
+    Servers alternate within a round, so a ratio taken inside one round sees the same
+    machine load on both sides; medians of raw req/s across rounds do not.
+    """
+    if not ours or not others or "rounds" not in ours:
+        return None, []
+    ratios = []
+    for i, mine in enumerate(ours["rounds"]):
+        theirs = [o["rounds"][i]["rps"] for o in others if len(o.get("rounds", [])) > i]
+        if theirs and max(theirs) > 0:
+            ratios.append(mine["rps"] / max(theirs))
+    if not ratios:
+        return None, []
+    ratios.sort()
+    mid = len(ratios) // 2
+    med = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    return med, ratios
+
+
 def summarize(doc: dict[str, Any]) -> dict[str, Any]:
     table = []
     keys = sorted(
@@ -35,7 +58,11 @@ def summarize(doc: dict[str, Any]) -> dict[str, Any]:
     for model, proto, conc in keys:
         rows = _rows(doc, model, proto, conc)
         ours, mls, base = _pick(rows, "ours"), _pick(rows, "mlserver"), _pick(rows, "baseline")
-        ceil = _pick(_rows(doc, doc["results"][0]["model"], proto, conc), "ceiling")
+        ceil_rows = _rows(doc, doc["results"][0]["model"], proto, conc)
+        ceil = _pick(ceil_rows, "ceiling")
+        x_mls, x_mls_rounds = _paired(ours, [r for r in rows if r["kind"] == "mlserver"])
+        x_base, x_base_rounds = _paired(ours, [r for r in rows if r["kind"] == "baseline"])
+        of_ceil, of_ceil_rounds = _paired(ours, [r for r in ceil_rows if r["kind"] == "ceiling"])
         table.append(
             {
                 "model": model,
@@ -45,9 +72,12 @@ def summarize(doc: dict[str, Any]) -> dict[str, Any]:
                 "mlserver_best": mls,
                 "baseline": base,
                 "ceiling": ceil if model == "rf" or ceil is not None else None,
-                "x_mlserver": _ratio(ours and ours["rps"], mls and mls["rps"]),
-                "x_baseline": _ratio(ours and ours["rps"], base and base["rps"]),
-                "of_ceiling": _ratio(ours and ours["rps"], ceil and ceil["rps"]),
+                "x_mlserver": x_mls,
+                "x_baseline": x_base,
+                "of_ceiling": of_ceil,
+                "x_mlserver_rounds": x_mls_rounds,
+                "x_baseline_rounds": x_base_rounds,
+                "of_ceiling_rounds": of_ceil_rounds,
             }
         )
     bulk = []
@@ -83,15 +113,18 @@ def targets(table: list[dict[str, Any]], bulk: list[dict[str, Any]]) -> list[dic
         met = None if value is None else (value >= goal if higher else value <= goal)
         out.append({"target": name, "value": value, "goal": goal, "met": met, "detail": detail})
 
+    def rounds(t: dict[str, Any], key: str) -> str:
+        vals = t.get(f"{key}_rounds") or []
+        return "per round " + ", ".join(f"{v:.2f}" for v in vals) if vals else ""
+
+    def best(t: dict[str, Any]) -> str:
+        mls = t["mlserver_best"]
+        return f"best MLServer config {mls['server'] if mls else 'n/a'}; " + rounds(t, "x_mlserver")
+
     t = _find(table, "rf", "rest", 64)
     if t:
         mls = t["mlserver_best"]
-        add(
-            "RF 1 row REST c=64 vs MLServer best (req/s)",
-            t["x_mlserver"],
-            3.0,
-            f"best MLServer config: {mls['server'] if mls else 'n/a'}",
-        )
+        add("RF 1 row REST c=64 vs MLServer best (req/s)", t["x_mlserver"], 3.0, best(t))
         if t["ours"] and mls:
             add(
                 "RF 1 row REST c=64 p99 ours / MLServer best",
@@ -100,32 +133,20 @@ def targets(table: list[dict[str, Any]], bulk: list[dict[str, Any]]) -> list[dic
                 "p99 ours <= MLServer's",
                 higher=False,
             )
-        add("RF 1 row REST c=64 vs minimal KServe predictor", t["x_baseline"], 15.0, "")
         add(
-            "RF 1 row REST c=64 of the ceiling",
-            t["of_ceiling"],
-            0.8,
-            "ceiling: constant V2 response on the same stack",
+            "RF 1 row REST c=64 vs minimal KServe predictor",
+            t["x_baseline"],
+            15.0,
+            rounds(t, "x_baseline"),
         )
+        add("RF 1 row REST c=64 of the ceiling", t["of_ceiling"], 0.8, rounds(t, "of_ceiling"))
     t = _find(table, "rf", "grpc", 64)
     if t:
-        mls = t["mlserver_best"]
-        add(
-            "RF 1 row gRPC c=64 vs MLServer best (req/s)",
-            t["x_mlserver"],
-            3.0,
-            f"best MLServer config: {mls['server'] if mls else 'n/a'}",
-        )
-        add("RF 1 row gRPC c=64 of the ceiling", t["of_ceiling"], 0.8, "")
+        add("RF 1 row gRPC c=64 vs MLServer best (req/s)", t["x_mlserver"], 3.0, best(t))
+        add("RF 1 row gRPC c=64 of the ceiling", t["of_ceiling"], 0.8, rounds(t, "of_ceiling"))
     t = _find(table, "lr", "rest", 16)
     if t:
-        mls = t["mlserver_best"]
-        add(
-            "LR 1 row REST c=16 vs MLServer best (req/s)",
-            t["x_mlserver"],
-            1.5,
-            f"best MLServer config: {mls['server'] if mls else 'n/a'}",
-        )
+        add("LR 1 row REST c=16 vs MLServer best (req/s)", t["x_mlserver"], 1.5, best(t))
     for b in bulk:
         if b["kind"] == "ours":
             add(
@@ -174,8 +195,10 @@ def markdown(doc: dict[str, Any], chart_name: str | None) -> str:
         "`ours` is `python -m predictor` in its default configuration; MLServer best is the "
         "fastest of its four configurations for that row (named); the ceiling is this "
         "predictor's stack answering a constant response (sent the rf request body), so it "
-        "is the same for rf and lr. `(!a+b)` marks a non-2xx responses and b socket "
-        "errors (timeouts included).",
+        "is the same for rf and lr. req/s and latencies are medians over rounds; the ratios "
+        "are medians of ratios taken within each round (servers alternate inside a round, "
+        "so both sides of a ratio saw the same machine load). `(!a+b)` marks a non-2xx "
+        "responses and b socket errors (timeouts included).",
         "",
         "| model | protocol | c | ours | MLServer best | minimal KServe | ceiling | "
         "x MLServer | x minimal | of ceiling |",

@@ -94,7 +94,10 @@ def test_helm_template_renders_hardened_predictor(helm: Path, variant: str) -> N
     ]
     assert len(tests) == 2, "expected the ready + infer helm test pods"
     scripts = " ".join(" ".join(t["spec"]["containers"][0]["command"]) for t in tests)
-    assert "/v2/health/ready" in scripts and "/infer" in scripts
+    if variant == "values-grpc.yaml":
+        assert "ModelReady" in scripts and "ModelInfer" in scripts
+    else:
+        assert "/v2/health/ready" in scripts and "/infer" in scripts
 
 
 def _isvc(helm: Path, *args: str) -> dict:

@@ -32,6 +32,7 @@ import pytest
 
 from .conftest import REPO, run, run_ok
 from .image_build import IMAGE_TAG, TIMINGS, _log, _need, ensure_built
+from .render import docs, helm_template
 
 # Cold: debootstrap + a full pip install inside the build; pytest's default 600 s is
 # too short for the first test of the module, which builds everything.
@@ -116,7 +117,7 @@ def test_image_has_no_compilers_and_pins_sklearn(image_root: Path) -> None:
     assert dists == [f"scikit_learn-{sklearn.__version__}.dist-info"], dists
 
 
-def test_image_serves_v2_readonly_root(built_image: dict, image_root: Path) -> None:
+def test_image_serves_v2_readonly_root(built_image: dict, image_root: Path, helm: Path) -> None:
     cfg = built_image["Config"]
     unshare = _need("unshare")
     _need("chroot")  # used inside the namespace script
@@ -227,6 +228,30 @@ exec chroot --userspec="$USERSPEC" "$R" /bin/sh -c 'cd "$0" && exec "$@"' "$WD" 
             )
             out_grpc = run_ok([sys.executable, "-c", grpc_check, f"127.0.0.1:{grpc_port}"])
             assert "grpc-ok" in out_grpc
+
+            # The chart's `helm test` pods, REST and gRPC variants, run for real against
+            # this server (their scripts, with the host venv's Python standing in for the
+            # image's: same kserve / grpc stubs).
+            for extra in (
+                ["--set", f"tests.url={base}"],
+                [
+                    "-f",
+                    str(REPO / "charts" / "sklearn-predictor" / "examples" / "values-grpc.yaml"),
+                    "--set",
+                    f"tests.grpcTarget=127.0.0.1:{grpc_port}",
+                ],
+            ):
+                pods = [
+                    o
+                    for o in docs(helm_template(helm, *extra))
+                    if o["kind"] == "Pod"
+                    and o["metadata"]["annotations"].get("helm.sh/hook") == "test"
+                ]
+                assert len(pods) == 2
+                for pod in pods:
+                    command = pod["spec"]["containers"][0]["command"]
+                    assert command[0] == "/opt/venv/bin/python"
+                    run_ok([sys.executable, *command[1:]])
 
             # The Prometheus counter the KEDA overlay scales on.
             status, metrics = _http("GET", f"{base}/metrics")

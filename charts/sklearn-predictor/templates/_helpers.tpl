@@ -82,6 +82,17 @@ Base URL of the predictor inside the cluster (KServe names the predictor Service
 {{- end }}
 
 {{/*
+host:port of the predictor's gRPC endpoint for the test pods (exposeProtocol=grpc).
+*/}}
+{{- define "sklearn-predictor.grpcTarget" -}}
+{{- if .Values.tests.grpcTarget }}
+{{- .Values.tests.grpcTarget }}
+{{- else }}
+{{- printf "%s-predictor.%s.svc.cluster.local:80" (include "sklearn-predictor.fullname" .) .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/*
 PREDICTOR_* environment of the predictor container.
 */}}
 {{- define "sklearn-predictor.env" -}}

@@ -62,8 +62,9 @@ def log_error(err: Exception, status: int, message: str, **fields: Any) -> None:
 class Routes:
     """Our endpoints, bound to KServe's data plane."""
 
-    def __init__(self, dataplane: DataPlane) -> None:
+    def __init__(self, dataplane: DataPlane, max_request_bytes: int = 64 * 1024 * 1024) -> None:
         self.dataplane = dataplane
+        self.max_request_bytes = max_request_bytes
 
     def model(self, name: str) -> Any:
         model = self.dataplane.model_registry.get_model(name)
@@ -79,8 +80,8 @@ class Routes:
         started = time.perf_counter()
         status = 200
         try:
-            model = self.model(name)
-            body = await self._body(request, model.settings.max_request_bytes)
+            self.model(name)
+            body = await self._body(request, self.max_request_bytes)
             headers = {"x-request-id": request.headers.get("x-request-id", "")}
             big = len(body) > OFFLOAD_BYTES  # parse and encode off the event loop
             loop = asyncio.get_running_loop()

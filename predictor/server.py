@@ -35,6 +35,8 @@ EXIT_LOAD_FAILED = 1
 class RestServer(RESTServer):
     """KServe's REST server with our routes in front and no per-request timing logger."""
 
+    max_request_bytes: int = 64 * 1024 * 1024
+
     def _add_middlewares(self, app: Any) -> None:
         """Skip KServe's timing middleware: it logs (and costs) on every request."""
 
@@ -43,7 +45,7 @@ class RestServer(RESTServer):
         if getattr(app.state, "predictor_routes", False):
             return
         super().create_application()
-        Routes(self.dataplane).install(app)
+        Routes(self.dataplane, self.max_request_bytes).install(app)
         app.state.predictor_routes = True
 
 
@@ -133,10 +135,12 @@ class PredictorServer(ModelServer):
         if self.workers > 1:
             multi = WorkerPool(log_config_file=self.log_config_file, **common)
             multi._rest_server = RestServer(**common)
+            multi._rest_server.max_request_bytes = self.settings.max_request_bytes
             self._rest_multiprocess_server = multi
             self.servers.append(multi.start())
         else:
             self._rest_server = RestServer(**common)
+            self._rest_server.max_request_bytes = self.settings.max_request_bytes
             self.servers.append(self._rest_server.start())
         if self.enable_grpc:
             limit = self.settings.grpc_max_message_bytes

@@ -367,8 +367,16 @@ class SklearnModel(Model):
             if self.runner is None:
                 raise InferenceFailed("the engine could not be built in this worker; see log")
         BATCH_ROWS.labels(self.name).observe(len(x))
-        results = {}
+        results: dict[str, Any] = {}
+        if len(methods) > 1 and hasattr(self.runner, "run_many"):
+            try:  # outputs of one ONNX graph come from a single call
+                shared = self.runner.run_many(methods, x)
+                results = {m: self._rows_first(shared[m]) for m in methods}
+            except Exception:  # per method below, with per-method error messages
+                results = {}
         for method in methods:
+            if method in results:
+                continue
             try:
                 results[method] = self._call(method, x)
             except INPUT_ERRORS as err:
@@ -380,7 +388,10 @@ class SklearnModel(Model):
         return results
 
     def _call(self, method: str, x: Any) -> Any:
-        result = self.runner.run(method, x)
+        return self._rows_first(self.runner.run(method, x))
+
+    @staticmethod
+    def _rows_first(result: Any) -> Any:
         if isinstance(result, list):  # multi-output: one array per output -> rows first
             result = np.stack([np.asarray(r) for r in result], axis=1)
         return result

@@ -9,6 +9,7 @@ is logged as one clear line and the process exits with status 1.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -119,6 +120,7 @@ class PredictorServer(ModelServer):
         if not background:
             for model in models:
                 model.load()
+            settle_heap()
         for model in models:
             self.register_model(model)
             model.enable_latency_logging = False
@@ -184,11 +186,25 @@ class PredictorServer(ModelServer):
                 done.result()
             except Exception as err:
                 fail_load(err, model.name)
+        settle_heap()
 
     def stop(self, sig: int) -> None:
         """Stop serving; a load still running is abandoned."""
         self._stopping = True
         super().stop(sig)
+
+
+def settle_heap() -> None:
+    """Move everything alive after the load out of the garbage collector's way.
+
+    The interpreter, KServe, FastAPI and the model leave a few hundred thousand objects
+    that live as long as the process; without this, each full collection walks them all
+    and stalls the event loop for 100-160 ms (seen as the p99 of the benchmark).
+    ``gc.freeze`` keeps them out of every later collection (and, before workers fork, out
+    of copy-on-write page faults).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def fail_load(err: BaseException, model_name: str, what: str = "model failed to load") -> None:

@@ -1,8 +1,9 @@
 """The ceiling: this predictor's own server stack answering a constant V2 response.
 
-The same routes, request parsing, data plane and gRPC service as ``python -m predictor``,
-but the model returns a response built once at start-up: no input decoding and no
-inference. Its throughput is the most the stack can give, whatever the model.
+The same routes, request parsing, stage timing (``predictor.stages``), heap settling and
+gRPC service as ``python -m predictor``, but the model returns a response built once at
+start-up: no input decoding and no inference. Its throughput is the most the stack can
+give, whatever the model.
 
     python bench/ceiling_server.py --model_name NAME --http_port P --grpc_port Q
 """
@@ -12,10 +13,14 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from kserve import InferOutput, InferRequest, InferResponse, Model
+from kserve import InferOutput, InferRequest, InferResponse
+
+from predictor.stages import StagedModel
 
 
-class ConstantModel(Model):
+class ConstantModel(StagedModel):
+    """Answers every request with one prebuilt response, through the predictor's stages."""
+
     def __init__(self, name: str):
         super().__init__(name)
         # the data stays an ndarray, as this predictor's response encoders expect

@@ -1,11 +1,15 @@
 """Adaptive (dynamic) batching of concurrent inference requests.
 
 Knows nothing about protocols. Requests with the same key (the tuple of requested method
-names) are merged into one ``run(key, X)`` call executed in a worker thread, and the
-results are split back by row counts. The policy follows Triton's dynamic batcher:
+names) are merged into one ``run(key, X)`` call and the results are split back by row
+counts. A batch runs on the event loop itself when ``inline(key, rows)`` says it is cheap
+(see ``predictor.costs``), otherwise in a worker thread. The policy follows Triton's
+dynamic batcher:
 
-* no waiting when the engine is idle: a request that arrives while fewer than
-  ``max_concurrency`` batches are in flight is dispatched at once;
+* no waiting when the engine is idle: a cheap request is run at the end of the current
+  event-loop pass, together with every request that reached the batcher in that same
+  pass (no timer, no thread hand-off); any other request that arrives while fewer than
+  ``max_concurrency`` batches are in flight is sent to a worker thread at once;
 * otherwise it queues; queued requests go out together as soon as a batch finishes, or
   once ``max_batch_size`` rows are waiting, or when the oldest has waited
   ``max_latency_us`` (then the batch is dispatched even though the engine is busy);
@@ -22,25 +26,27 @@ import functools
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 Key = tuple[str, ...]
 RunFn = Callable[[Key, Any], dict[str, np.ndarray]]
+InlineFn = Callable[[Key, int], bool]
 
 
 class BatchError(RuntimeError):
     """A batch produced outputs that cannot be split back into the requests."""
 
 
-@dataclass
 class _Pending:
-    x: Any
-    rows: int
-    future: asyncio.Future
-    enqueued: float = field(default_factory=time.monotonic)
+    """One request waiting in a queue."""
+
+    __slots__ = ("enqueued", "future", "rows", "x")
+
+    def __init__(self, x: Any, rows: int, future: asyncio.Future) -> None:
+        self.x, self.rows, self.future = x, rows, future
+        self.enqueued = time.monotonic()
 
 
 def _rows(x: Any) -> int:
@@ -73,6 +79,7 @@ class Batcher:
         max_latency_us: int,
         executor: concurrent.futures.Executor | None = None,
         max_concurrency: int = 1,
+        inline: InlineFn | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
@@ -81,6 +88,8 @@ class Batcher:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
         self._run = run
+        self._inline = inline
+        self._soon: dict[Key, asyncio.Handle] = {}  # end-of-pass inline flushes
         self.max_batch_size = int(max_batch_size)
         self.max_latency_s = max_latency_us / 1e6
         self.max_concurrency = int(max_concurrency)
@@ -117,7 +126,13 @@ class Batcher:
             self._queued_rows[key] = 0
         queue.append(item)
         self._queued_rows[key] += item.rows
-        if self._in_flight < self.max_concurrency or self._queued_rows[key] >= self.max_batch_size:
+        if key in self._soon:
+            pass  # joins the inline batch flushed at the end of this loop pass
+        elif self._inline is not None and self._inline(key, item.rows):
+            self._soon[key] = loop.call_soon(self._flush_inline, key)
+        elif (
+            self._in_flight < self.max_concurrency or self._queued_rows[key] >= self.max_batch_size
+        ):
             self._dispatch(key)
         elif key not in self._timers:
             self._arm(key)
@@ -126,6 +141,9 @@ class Batcher:
     async def close(self) -> None:
         """Run what is queued, wait for batches in flight, then refuse new requests."""
         self._closed = True
+        for handle in self._soon.values():
+            handle.cancel()
+        self._soon.clear()
         for key in list(self._queues):
             while self._queues.get(key):
                 self._dispatch(key)
@@ -182,8 +200,38 @@ class Batcher:
         batch = self._take(key)
         if key in self._queues:  # rows left over: they keep their own deadline
             self._arm(key)
+        if batch:
+            self._start(key, batch)
+
+    def _flush_inline(self, key: Key) -> None:
+        """End of a loop pass: run what queued for ``key``, on the loop when cheap."""
+        self._soon.pop(key, None)
+        if not self._queues.get(key):
+            return
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        batch = self._take(key)
+        if key in self._queues:  # more than one batch waited: the rest next pass
+            assert self._loop is not None
+            self._soon[key] = self._loop.call_soon(self._flush_inline, key)
         if not batch:
             return
+        rows = sum(p.rows for p in batch)
+        if self._inline is None or not self._inline(key, rows):
+            self._start(key, batch)  # the merged batch is too big for the loop
+            return
+        self.batches += 1
+        try:
+            outputs = self._execute(key, batch)
+            self._deliver(outputs, batch)
+        except Exception as exc:
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+
+    def _start(self, key: Key, batch: list[_Pending]) -> None:
+        """Run ``batch`` in a worker thread."""
         assert self._loop is not None
         self._in_flight += 1
         self.batches += 1

@@ -13,16 +13,16 @@ import dataclasses
 import logging
 import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sklearn
-from kserve import Model
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
-from predictor import artifacts, codec, responses
+from predictor import artifacts, codec, costs, responses
 from predictor.errors import (
     BadRequest,
     InferenceFailed,
@@ -31,9 +31,10 @@ from predictor.errors import (
     ModelRejectedInput,
     UnknownOutput,
 )
-from predictor.metrics import BATCH_ROWS, MODEL_INFO
+from predictor.metrics import MODEL_INFO, batch_rows
 from predictor.schema import METHODS, TENSOR_INPUT, ModelSchema, describe, v2_datatype
 from predictor.settings import Settings
+from predictor.stages import StagedModel
 from predictor.tensors import brief
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class Prepared:
     request: InferRequest | None  # None for V1
 
 
-class SklearnModel(Model):
+class SklearnModel(StagedModel):
     """Serves one scikit-learn estimator (or Pipeline) over V1 and V2."""
 
     def __init__(self, settings: Settings) -> None:
@@ -74,6 +75,7 @@ class SklearnModel(Model):
         self.engine: Any = False  # KServe reads `engine` as "start an engine task" flag
         self.runner: Any = None
         self.batcher: Any = None
+        self.costs = costs.CostModel(0)  # measured at load: which calls run on the loop
         self.version: str | None = None
         self.default_output: str = settings.default_output
         self.v1_output: str = settings.v1_output
@@ -83,6 +85,7 @@ class SklearnModel(Model):
         self._runner_built = threading.Event()
         self._artifact: artifacts.Artifact | None = None
         self._sample: Any = None
+        self._first_call_us: dict[str, float] = {}
 
     # ---------------------------------------------------------------- load
     def load(self) -> bool:
@@ -143,16 +146,20 @@ class SklearnModel(Model):
         self._artifact, self._sample = artifact, sample
         self.runner = self._build_runner(estimator, artifact, sample)
         self._runner_built.set()
-        self.schema = self._observe_outputs(schema, estimator, sample)
+        probe = self._probe(schema, estimator, sample)
+        self.schema = self._observe_outputs(schema, probe)
+        self.costs = self._measure_costs(probe)
         MODEL_INFO.labels(
             self.name, self.version, self.format, self.engine_summary(), saved or "unknown"
         ).set(1)
         log.info(
-            "loaded %s (%s, sha256 %s) serving %s",
+            "loaded %s (%s, sha256 %s) serving %s; on the event loop up to %s us: %s",
             artifact.path,
             type(estimator).__name__,
             digest,
             self.engine_summary(),
+            settings.inline_max_us,
+            self.costs.describe(),
             extra={"model": self.name},
         )
 
@@ -196,8 +203,8 @@ class SklearnModel(Model):
             )
             return build_engine(estimator, mode="sklearn", **options)
 
-    def _observe_outputs(self, schema: ModelSchema, estimator: Any, sample: Any) -> ModelSchema:
-        """Run each method on two probe rows so metadata states the real output types."""
+    def _probe(self, schema: ModelSchema, estimator: Any, sample: Any) -> Any:
+        """Two input rows the model takes (from ``sample.csv`` or the model), or None."""
         from predictor.engine import make_probe
 
         probe: Any = None
@@ -213,17 +220,41 @@ class SklearnModel(Model):
                 probe = pd.DataFrame(rows, columns=schema.feature_names)
             else:
                 probe = rows
+        return probe
+
+    def _observe_outputs(self, schema: ModelSchema, probe: Any) -> ModelSchema:
+        """Run each method on the probe rows so metadata states the real output types."""
         if probe is None:
             return schema
         observed = {}
         for method in schema.methods:
             try:
+                started = time.perf_counter()
                 array = responses.normalise(self._call(method, probe))
+                self._first_call_us[method] = (time.perf_counter() - started) * 1e6
             except Exception as err:  # an odd probe row must not stop the load
                 log.info("could not probe %s: %s", method, err, extra={"model": self.name})
                 continue
             observed[method] = (v2_datatype(array.dtype), [-1, *array.shape[1:]])
         return dataclasses.replace(schema, observed=observed)
+
+    def _measure_costs(self, probe: Any) -> costs.CostModel:
+        """Time the methods on the probe and on ``max_batch_size`` rows (``costs``)."""
+        budget = self.settings.inline_max_us
+        if probe is None or budget <= 0 or not self.schema:
+            return costs.CostModel(budget)
+        n = max(self.settings.max_batch_size, 2 * len(probe))
+        if hasattr(probe, "iloc"):
+            large = pd.concat([probe] * (n // len(probe) + 1), ignore_index=True).iloc[:n]
+        else:
+            large = np.resize(probe, (n, *probe.shape[1:]))
+        return costs.measure(
+            self._call, self.schema.methods, probe, large, budget, self._first_call_us
+        )
+
+    def inline(self, methods: tuple[str, ...], rows: int) -> bool:
+        """Whether an engine call this size runs on the event loop (see ``costs``)."""
+        return self.costs.inline(methods, rows)
 
     def _get_batcher(self) -> Any:
         """The batcher of this process, made on first use inside the running event loop."""
@@ -234,12 +265,13 @@ class SklearnModel(Model):
                 self._run_methods,
                 max_batch_size=self.settings.max_batch_size,
                 max_latency_us=self.settings.max_latency_us,
+                inline=self.inline,
             )
         return self.batcher
 
     def __getstate__(self) -> dict[str, Any]:
         """Picklable for REST worker processes: lock, batcher and engine are per process."""
-        state = dict(self.__dict__)
+        state = super().__getstate__()
         state.update(_lock=None, batcher=None, runner=None, _runner_built=None)
         return state
 
@@ -289,7 +321,9 @@ class SklearnModel(Model):
             methods = list(dict.fromkeys(names)) or [self.default_output]
             self._check_methods(methods)
             values = sum(math.prod(t.shape) for t in payload.inputs if _is_shape(t.shape))
-            x = await self._off_loop(values, codec.v2_to_x, payload.inputs, schema)
+            if values <= OFFLOAD_VALUES:  # most requests: no coroutine, no thread
+                return Prepared(codec.v2_to_x(payload.inputs, schema), methods, payload)
+            x = await self._off_loop(codec.v2_to_x, payload.inputs, schema)
             return Prepared(x, methods, payload)
         params = payload.get("parameters") if isinstance(payload, dict) else None
         method = self.v1_output
@@ -300,15 +334,13 @@ class SklearnModel(Model):
         self._check_methods([method])
         rows = payload.get("instances") or payload.get("inputs") if isinstance(payload, dict) else 0
         values = len(rows) * self._schema().n_features_or_one if isinstance(rows, list) else 0
-        return Prepared(
-            await self._off_loop(values, codec.v1_to_x, payload, schema), [method], None
-        )
+        if values <= OFFLOAD_VALUES:
+            return Prepared(codec.v1_to_x(payload, schema), [method], None)
+        return Prepared(await self._off_loop(codec.v1_to_x, payload, schema), [method], None)
 
     @staticmethod
-    async def _off_loop(values: int, function: Any, *args: Any) -> Any:
-        """Run ``function`` in a worker thread when the request is large."""
-        if values <= OFFLOAD_VALUES:
-            return function(*args)
+    async def _off_loop(function: Any, *args: Any) -> Any:
+        """Run ``function`` in a worker thread (large requests)."""
         return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
     def _schema(self) -> ModelSchema:
@@ -335,7 +367,10 @@ class SklearnModel(Model):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> Any:
-        """Run the requested methods off the event loop (batched when enabled).
+        """Run the requested methods (batched when enabled).
+
+        Calls the cost model expects to be cheaper than a thread hand-off run on the
+        event loop; the rest run in a worker thread, so the loop stays responsive.
 
         Args:
             payload: The ``Prepared`` input from ``preprocess``.
@@ -358,6 +393,8 @@ class SklearnModel(Model):
                 # A merged batch failed: rerun this request alone, so only the request
                 # that caused the failure gets the error.
                 pass
+        if self.inline(key, len(payload.x)):
+            return payload, self._run_methods(key, payload.x)
         loop = asyncio.get_running_loop()
         return payload, await loop.run_in_executor(None, self._run_methods, key, payload.x)
 
@@ -366,7 +403,7 @@ class SklearnModel(Model):
             self._runner_built.wait()
             if self.runner is None:
                 raise InferenceFailed("the engine could not be built in this worker; see log")
-        BATCH_ROWS.labels(self.name).observe(len(x))
+        batch_rows(self.name).observe(len(x))
         results: dict[str, Any] = {}
         if len(methods) > 1 and hasattr(self.runner, "run_many"):
             try:  # outputs of one ONNX graph come from a single call

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     max_latency_us: int = Field(
         2000, ge=0, description="Longest a request waits for others to join its batch (µs)."
     )
+    inline_max_us: int = Field(
+        300,
+        ge=0,
+        description="Engine calls expected to take at most this (µs, measured at load) run "
+        "on the event loop instead of a worker thread; 0: always a worker thread.",
+    )
     # --- server (passed to KServe's ModelServer) ---
     http_port: int = Field(8080, ge=0, le=65535, description="HTTP port (V1 and V2 REST).")
     grpc_port: int = Field(8081, ge=0, le=65535, description="gRPC port (V2).")

@@ -289,3 +289,90 @@ def test_invalid_settings_are_rejected():
         Batcher(lambda k, x: {}, max_batch_size=0, max_latency_us=10)
     with pytest.raises(ValueError):
         Batcher(lambda k, x: {}, max_batch_size=4, max_latency_us=-1)
+
+
+# ----------------------------------------------------------------- on the event loop
+
+
+def test_cheap_requests_of_one_loop_pass_run_together_on_the_loop_thread():
+    rec = Recorder()
+    seen: list[tuple[tuple[str, ...], int]] = []
+
+    def inline(key, n):
+        seen.append((key, n))
+        return True
+
+    async def main():
+        b = Batcher(rec, max_batch_size=64, max_latency_us=2_000_000, inline=inline)
+        outs = await asyncio.gather(*(b.submit(("predict",), rows(i, 2)) for i in range(10)))
+        await b.close()
+        return outs, threading.current_thread().name
+
+    outs, loop_thread = asyncio.run(main())
+    assert rec.calls == [(("predict",), 20)]  # one merged call for the whole pass
+    assert rec.threads == {loop_thread}  # no worker thread, no hand-off
+    assert [o["id"].tolist() for o in outs] == [[i, i + 0.001] for i in range(10)]
+    assert (("predict",), 20) in seen  # the merged size was checked before running it
+
+
+def test_a_merged_batch_too_big_for_the_loop_goes_to_a_worker_thread():
+    rec = Recorder()
+
+    async def main():
+        b = Batcher(rec, max_batch_size=64, max_latency_us=0, inline=lambda key, n: n <= 4)
+        outs = await asyncio.gather(*(b.submit(("predict",), rows(i, 3)) for i in range(4)))
+        await b.close()
+        return outs, threading.current_thread().name
+
+    outs, loop_thread = asyncio.run(main())
+    assert rec.calls == [(("predict",), 12)]
+    assert loop_thread not in rec.threads
+    assert [o["id"].tolist()[0] for o in outs] == [0, 1, 2, 3]
+
+
+def test_expensive_requests_never_run_on_the_loop():
+    rec = Recorder(delay=0.02)
+
+    async def main():
+        b = Batcher(rec, max_batch_size=64, max_latency_us=0, inline=lambda key, n: False)
+        await asyncio.gather(*(b.submit(("predict",), rows(i)) for i in range(3)))
+        await b.close()
+        return threading.current_thread().name
+
+    loop_thread = asyncio.run(main())
+    assert loop_thread not in rec.threads
+    assert sum(n for _, n in rec.calls) == 3
+
+
+def test_an_inline_batch_that_fails_fails_only_its_requests():
+    rec = Recorder(fail_when=lambda arr: bool((arr[:, 0] == 13).any()))
+
+    async def main():
+        b = Batcher(rec, max_batch_size=64, max_latency_us=0, inline=lambda key, n: True)
+        first = await asyncio.gather(
+            b.submit(("predict",), rows(13)),
+            b.submit(("predict",), rows(1)),
+            return_exceptions=True,
+        )
+        later = await b.submit(("predict",), rows(2))  # the batcher keeps serving
+        await b.close()
+        return first, later
+
+    first, later = asyncio.run(main())
+    assert all(isinstance(r, RuntimeError) for r in first)
+    assert "engine failed on a batch of 2 rows" in str(first[0])
+    assert later["id"].tolist() == [2.0]
+
+
+def test_more_cheap_rows_than_a_batch_holds_go_out_over_several_passes():
+    rec = Recorder()
+
+    async def main():
+        b = Batcher(rec, max_batch_size=8, max_latency_us=0, inline=lambda key, n: True)
+        outs = await asyncio.gather(*(b.submit(("predict",), rows(i, 3)) for i in range(6)))
+        await b.close()
+        return outs
+
+    outs = asyncio.run(main())
+    assert [n for _, n in rec.calls] == [6, 6, 6]  # never more than 8 rows
+    assert [o["id"].tolist()[0] for o in outs] == list(range(6))

@@ -93,3 +93,76 @@ def test_pickles_without_engine_and_rebuilds_it(tmp_path):
     assert clone._runner_built.wait(timeout=120)
     result = clone._run_methods(("predict",), models.iris_frame()[0].iloc[:1])
     assert result["predict"].tolist() == ["setosa"]
+
+
+def test_cheap_engine_calls_run_on_the_event_loop_thread(tmp_path):
+    models.write_joblib(models.random_forest(), tmp_path)
+    model = loaded(tmp_path, batching=False)
+    assert model.costs.inline(("predict",), 1)  # ONNX Runtime: microseconds for one row
+    threads = []
+    original = model._run_methods
+
+    def recording(methods, x):
+        import threading
+
+        threads.append(threading.current_thread().name)
+        return original(methods, x)
+
+    model._run_methods = recording
+    infer(model, v2(np.zeros((1, 6))))
+    assert threads == ["MainThread"]
+
+
+@pytest.mark.parametrize("case", ["slow-model", "inline-off"])
+def test_slow_calls_and_inline_off_run_in_a_worker_thread(tmp_path, case):
+    import threading
+
+    from slow_estimator import SlowRegressor
+
+    if case == "slow-model":
+        models.write_joblib(SlowRegressor(predict_seconds=0.05).fit(np.zeros((2, 3))), tmp_path)
+        model = loaded(tmp_path, batching=False)
+        assert model.costs.costs == {}  # 50 ms a call: never measured further
+    else:
+        models.write_joblib(models.ridge(), tmp_path)
+        model = loaded(tmp_path, batching=False, inline_max_us=0)
+    threads = []
+    original = model._run_methods
+
+    def recording(methods, x):
+        threads.append(threading.current_thread().name)
+        return original(methods, x)
+
+    model._run_methods = recording
+    infer(model, v2(np.ones((1, 3))))
+    assert len(threads) == 1 and threads[0] != "MainThread"
+
+
+def test_kserve_stage_histograms_count_each_request(tmp_path):
+    from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME
+
+    models.write_joblib(models.ridge(), tmp_path)
+    model = SklearnModel(Settings(model_dir=tmp_path, model_name="staged", batching=False))
+    model.load()
+
+    def observed():
+        out = []
+        for h in (PRE_HIST_TIME, PREDICT_HIST_TIME, POST_HIST_TIME):
+            samples = {
+                s.name: s.value
+                for s in h.collect()[0].samples
+                if s.labels.get("model_name") == "staged"
+            }
+            out.append(samples.get(f"{h._name}_count", 0.0))
+        return out
+
+    before = observed()
+
+    async def run():
+        response, headers = await model(v2(np.ones((2, 3))))
+        return response, headers
+
+    response, headers = asyncio.run(run())
+    assert headers == {}
+    assert response.outputs[0].name == "predict" and response.outputs[0].shape == [2]
+    assert observed() == [b + 1 for b in before]

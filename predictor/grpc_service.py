@@ -64,12 +64,12 @@ class Servicer(InferenceServicer):
         status = 200
         name = request.model_name
         try:
-            self._model(name)
+            model = self._model(name)
             self.validate_grpc_request(request)
             for tensor in request.inputs:  # before KServe decodes contents by datatype
                 check_header(tensor.name, tensor.datatype, list(tensor.shape))
             infer_request = InferRequest.from_grpc(request)
-            result, _ = await self._data_plane.infer(name, infer_request, {})
+            result, _ = await model(infer_request, headers={})  # its stages, as DataPlane.infer
             return responses.to_grpc(result)
         except Exception as err:
             status = status_of(err)[0]

@@ -8,10 +8,14 @@ histograms come from ``kserve.Model.__call__``. Labels never carry request conte
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 V1_REST, V2_REST, V2_GRPC = "v1-rest", "v2-rest", "v2-grpc"
 OK, CLIENT_ERROR, SERVER_ERROR = "ok", "client_error", "server_error"
+UNKNOWN_MODEL = "unknown"
 
 REQUESTS = Counter(
     "predictor_requests",
@@ -43,6 +47,22 @@ def outcome_of(status: int) -> str:
     return CLIENT_ERROR if status < 500 else SERVER_ERROR
 
 
+@functools.cache
+def _children(model: str, protocol: str, outcome: str) -> tuple[Any, Any]:
+    # labels() hashes and locks on every call; the children never change, so look up once
+    return REQUESTS.labels(model, protocol, outcome), LATENCY.labels(model, protocol)
+
+
 def observe(model: str, protocol: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(model, protocol, outcome_of(status)).inc()
-    LATENCY.labels(model, protocol).observe(seconds)
+    """Count and time one inference request (a 404's model name is not a label value)."""
+    if status == 404:  # names from unknown paths would let clients mint label values
+        model = UNKNOWN_MODEL
+    count, latency = _children(model, protocol, outcome_of(status))
+    count.inc()
+    latency.observe(seconds)
+
+
+@functools.cache
+def batch_rows(model: str) -> Any:
+    """The ``predictor_batch_rows`` child of a model."""
+    return BATCH_ROWS.labels(model)

@@ -9,7 +9,8 @@ string over gRPC, whose parameters hold scalars only). gRPC tensor data always t
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,30 @@ from predictor.tensors import pack_bytes
 
 SCORE_METHODS = frozenset({"predict_proba", "predict_log_proba", "decision_function"})
 CLASSES_PARAM = "classes"
+
+
+class _ResponseIds:
+    """Unique response ids without a syscall per request: a random 64-bit prefix per
+    process (drawn again in a forked child) + a counter; 32 hex digits like a uuid4."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_IDS = _ResponseIds()
+os.register_at_fork(after_in_child=_IDS.reset)
+
+
+def new_response_id() -> str:
+    """A fresh response id (for requests that sent none)."""
+    return _IDS.next()
 
 
 def normalise(array: Any) -> np.ndarray:
@@ -63,7 +88,7 @@ def build_response(
         output._data = array
         outputs.append(output)
     return InferResponse(
-        response_id=request.id or uuid.uuid4().hex,
+        response_id=request.id or _IDS.next(),
         model_name=model_name,
         model_version=model_version,
         infer_outputs=outputs,

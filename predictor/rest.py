@@ -2,8 +2,9 @@
 
 The routes are plain Starlette endpoints placed ahead of KServe's own for the same paths:
 they read the raw body (JSON whatever the ``Content-Type``, or JSON + binary tensors),
-hand a KServe ``InferRequest`` (V2) or dict (V1) to ``DataPlane.infer`` — which runs the
-model's preprocess / predict / postprocess — and encode the answer with orjson. Every
+hand a KServe ``InferRequest`` (V2) or dict (V1) to the model found in KServe's registry
+— which runs its preprocess / predict / postprocess, as ``DataPlane.infer`` would, minus
+a second registry lookup — and encode the answer with orjson. Every
 error becomes ``{"error": message}`` with the status its type carries; no traceback ever
 reaches a response body.
 """
@@ -80,7 +81,7 @@ class Routes:
         started = time.perf_counter()
         status = 200
         try:
-            self.model(name)
+            model = self.model(name)
             body = await self._body(request, self.max_request_bytes)
             headers = {"x-request-id": request.headers.get("x-request-id", "")}
             big = len(body) > OFFLOAD_BYTES  # parse and encode off the event loop
@@ -90,7 +91,7 @@ class Routes:
                     tensors.parse_rest_v2, body, request.headers.get(tensors.HEADER_LENGTH), name
                 )
                 infer_request = await loop.run_in_executor(None, parse) if big else parse()
-                result, _ = await self.dataplane.infer(name, infer_request, headers)
+                result, _ = await model(infer_request, headers=headers)
                 encode = functools.partial(responses.to_rest_v2, result, infer_request)
                 payload, json_length = await loop.run_in_executor(None, encode) if big else encode()
                 reply = Response(payload, media_type=JSON)
@@ -100,7 +101,7 @@ class Routes:
                 return reply
             parse_v1 = functools.partial(tensors.parse_json, body)
             doc = await loop.run_in_executor(None, parse_v1) if big else parse_v1()
-            result, _ = await self.dataplane.infer(name, doc, headers)
+            result, _ = await model(doc, headers=headers)
             return Response(responses.to_v1(result["predictions"]), media_type=JSON)
         except Exception as err:  # every failure becomes a JSON error, never a traceback
             status, message = status_of(err)

@@ -134,6 +134,23 @@ def test_response_id_is_generated_when_request_has_none() -> None:
     assert first.id != second.id
 
 
+def test_response_ids_differ_in_a_forked_worker() -> None:
+    import os
+
+    from predictor.responses import new_response_id
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids must not repeat the parent's
+        os.write(write, new_response_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    parent = new_response_id()
+    assert len(child) == len(parent) == 32
+    assert child[:16] != parent[:16]  # a fresh random prefix after fork
+
+
 @pytest.mark.parametrize(
     ("method", "array", "classes", "expected"),
     [

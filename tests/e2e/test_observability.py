@@ -44,7 +44,11 @@ def test_metrics_count_requests_by_protocol_and_outcome(tmp_path, start_server):
         check=True,
         capture_output=True,
     )
+    junk = "no-such-model-7f3a"
+    assert server.post(f"/v2/models/{junk}/infer", json=ROW).status_code == 404
     text = server.get("/metrics").text
+    assert counter(text, "v2-rest", "client_error", model="unknown") == 1
+    assert junk not in text  # a client cannot mint label values with made-up names
     assert counter(text, "v2-rest", "ok") == 3
     assert counter(text, "v2-rest", "client_error") == 1
     assert counter(text, "v1-rest", "ok") == 1
@@ -54,13 +58,14 @@ def test_metrics_count_requests_by_protocol_and_outcome(tmp_path, start_server):
         text,
         re.M,
     )
-    # KServe's own stage histograms come from kserve.Model.__call__
+    # KServe's own stage histograms, kept by predictor.stages.StagedModel
     for stage in (
         "request_preprocess_seconds",
         "request_predict_seconds",
         "request_postprocess_seconds",
     ):
-        assert re.search(rf'^{stage}_count\{{model_name="obs"\}} [1-9]', text, re.M), stage
+        # 3 V2 + 1 V1 over REST and 1 over gRPC reached the model (the empty body did not)
+        assert re.search(rf'^{stage}_count\{{model_name="obs"\}} 5\.0$', text, re.M), stage
     assert re.search(r'^predictor_model_info\{.*model="obs".*\} 1\.0$', text, re.M)
 
 

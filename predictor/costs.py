@@ -8,7 +8,7 @@ anything slower goes to a worker thread, so the loop keeps answering health chec
 
 Each method's cost is modelled as ``fixed + per_row * rows`` from timings on a probe
 batch at load. A method that is already slower than the budget on the first call is not
-timed further (a slow model costs one extra call at load, not many).
+timed further (a slow model costs no extra call at load, or one).
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REPEATS = 5
+# A call this slow will never run inline; timing it again would only slow the load down.
+# (Well above a first call's one-time set-up, which can take milliseconds.)
+HOPELESS_US = 20_000.0
 
 
 @dataclass(frozen=True)
@@ -87,9 +90,9 @@ def measure(
         methods: Methods to time.
         small: A batch of a few rows.
         large: A batch of ``max_batch_size`` rows (more rows than ``small``).
-        budget_us: The inline budget; methods over it on one call are not timed further.
+        budget_us: The inline budget.
         first_us: Times of a first call already made (on the probe) per method; a
-            method over ten budgets there is not called again.
+            method over ``HOPELESS_US`` there is not called again.
 
     Returns:
         A ``CostModel``; methods that failed or are over budget have no ``Cost`` (so
@@ -100,11 +103,11 @@ def measure(
         return model
     n_small, n_large = len(small), len(large)
     for method in methods:
-        if (first_us or {}).get(method, 0.0) > 10 * budget_us:
+        if (first_us or {}).get(method, 0.0) > HOPELESS_US:
             continue
         try:
-            first = _median_us(functools.partial(run, method, small), 1)  # warms it up too
-            if first > 10 * budget_us:
+            warm = _median_us(functools.partial(run, method, small), 1)
+            if warm > HOPELESS_US:
                 continue
             t_small = _median_us(functools.partial(run, method, small), REPEATS)
             if t_small > budget_us:

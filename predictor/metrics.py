@@ -3,7 +3,8 @@
 ``predictor_requests_total{model, protocol, outcome}`` counts inference requests;
 ``predictor_request_duration_seconds{model, protocol}`` times them end to end. KServe's own
 ``request_preprocess_seconds`` / ``request_predict_seconds`` / ``request_postprocess_seconds``
-histograms come from ``kserve.Model.__call__``. Labels never carry request contents.
+histograms are kept by ``predictor.stages.StagedModel``. Labels never carry request
+contents, and a request for an unknown model counts as ``model="unknown"``.
 """
 
 from __future__ import annotations

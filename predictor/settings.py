@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     max_asyncio_workers: int | None = Field(
         None, description="Threads that run inference off the event loop (default cores + 4)."
     )
+    event_loop: Literal["asyncio", "uvloop", "auto"] = Field(
+        "asyncio",
+        description="Event loop: asyncio's own, uvloop, or auto (uvloop when installed).",
+    )
     max_request_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest REST request body (413 above it)."
     )

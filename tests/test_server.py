@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 
+import pytest
+
 from predictor.server import settle_heap
 
 
@@ -17,3 +19,13 @@ def test_settle_heap_moves_live_objects_out_of_later_collections():
         assert gc.collect() >= 0 and gc.get_freeze_count() == frozen  # collections skip them
     finally:
         gc.unfreeze()
+
+
+def test_loop_factory_follows_the_setting():
+    uvloop = pytest.importorskip("uvloop")
+
+    from predictor.server import loop_factory
+
+    assert loop_factory("asyncio") is None  # asyncio.Runner's own loop
+    assert loop_factory("uvloop") is uvloop.new_event_loop
+    assert loop_factory("auto") is uvloop.new_event_loop  # installed here

@@ -216,3 +216,25 @@ def test_sigterm_during_a_long_load_stops_promptly(tmp_path, start_server):
     code = server.wait_exit(timeout=30)
     assert time.monotonic() - started < 10, "SIGTERM waited for the model load"
     assert code == 0
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_event_loop_choice_serves_rest_and_grpc(tmp_path, start_server, loop):
+    models.write_joblib(models.ridge(), tmp_path)
+    server = start_server(tmp_path, f"loop-{loop}", event_loop=loop, max_asyncio_workers=3)
+    body = {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]}
+    rest = server.infer(body)
+    assert rest.status_code == 200, rest.text
+    spec = {"url": server.grpc, "op": "infer", "model": f"loop-{loop}", "inputs": body["inputs"]}
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("triton_grpc_call.py"))],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    grpc_out = json.loads(done.stdout)["outputs"]["predict"]["data"]
+    assert grpc_out == pytest.approx(rest.json()["outputs"][0]["data"])
+    # the loop that serves is the one chosen, and --max_asyncio_workers reaches it
+    assert f"serving on the {loop} event loop, 3 worker threads" in server.log()

@@ -6,10 +6,12 @@ counts. A batch runs on the event loop itself when ``inline(key, rows)`` says it
 (see ``predictor.costs``), otherwise in a worker thread. The policy follows Triton's
 dynamic batcher:
 
-* no waiting when the engine is idle: a cheap request is run at the end of the current
-  event-loop pass, together with every request that reached the batcher in that same
-  pass (no timer, no thread hand-off); any other request that arrives while fewer than
-  ``max_concurrency`` batches are in flight is sent to a worker thread at once;
+* no waiting when the engine is idle: a cheap request is run on the loop once the loop
+  has nothing else ready, together with every request that reached the batcher by then
+  (no timer, no thread hand-off); while other work is ready (gRPC hands calls over one
+  per loop pass) the flush waits for it, at most ``max_latency_us``; any other request
+  that arrives while fewer than ``max_concurrency`` batches are in flight is sent to a
+  worker thread at once;
 * otherwise it queues; queued requests go out together as soon as a batch finishes, or
   once ``max_batch_size`` rows are waiting, or when the oldest has waited
   ``max_latency_us`` (then the batch is dispatched even though the engine is busy);
@@ -206,7 +208,18 @@ class Batcher:
     def _flush_inline(self, key: Key) -> None:
         """End of a loop pass: run what queued for ``key``, on the loop when cheap."""
         self._soon.pop(key, None)
-        if not self._queues.get(key):
+        queue = self._queues.get(key)
+        if not queue:
+            return
+        if (
+            self._loop_busy()
+            and self._queued_rows[key] < self.max_batch_size
+            and time.monotonic() - queue[0].enqueued < self.max_latency_s
+        ):
+            # other work is ready on the loop (e.g. gRPC calls arriving one per pass):
+            # let it reach the batcher first, within the latency bound
+            assert self._loop is not None
+            self._soon[key] = self._loop.call_soon(self._flush_inline, key)
             return
         timer = self._timers.pop(key, None)
         if timer is not None:
@@ -229,6 +242,11 @@ class Batcher:
             for p in batch:
                 if not p.future.done():
                     p.future.set_exception(exc)
+
+    def _loop_busy(self) -> bool:
+        """Whether the loop has other callbacks ready to run (asyncio's own loop only)."""
+        ready = getattr(self._loop, "_ready", None)
+        return bool(ready) and self.max_latency_s > 0
 
     def _start(self, key: Key, batch: list[_Pending]) -> None:
         """Run ``batch`` in a worker thread."""

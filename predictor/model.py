@@ -253,8 +253,12 @@ class SklearnModel(StagedModel):
         )
 
     def inline(self, methods: tuple[str, ...], rows: int) -> bool:
-        """Whether an engine call this size runs on the event loop (see ``costs``)."""
-        return self.costs.inline(methods, rows)
+        """Whether an engine call this size runs on the event loop (see ``costs``).
+
+        Never while a worker process is still rebuilding its engine: waiting for it must
+        not block the loop.
+        """
+        return self.runner is not None and self.costs.inline(methods, rows)
 
     def _get_batcher(self) -> Any:
         """The batcher of this process, made on first use inside the running event loop."""

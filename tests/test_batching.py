@@ -376,3 +376,52 @@ def test_more_cheap_rows_than_a_batch_holds_go_out_over_several_passes():
     outs = asyncio.run(main())
     assert [n for _, n in rec.calls] == [6, 6, 6]  # never more than 8 rows
     assert [o["id"].tolist()[0] for o in outs] == list(range(6))
+
+
+def test_requests_arriving_one_per_loop_pass_merge_while_the_loop_is_busy():
+    # gRPC hands calls to the loop one per pass; a flush waits while other work is ready
+    rec = Recorder()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        b = Batcher(rec, max_batch_size=64, max_latency_us=200_000, inline=lambda k, n: True)
+        futures = []
+
+        def arrive(i):
+            futures.append(asyncio.ensure_future(b.submit(("predict",), rows(i))))
+            if i < 9:
+                loop.call_soon(arrive, i + 1)  # the next call comes in the next pass
+
+        arrive(0)
+        await asyncio.sleep(0.05)
+        outs = await asyncio.gather(*futures)
+        await b.close()
+        return outs
+
+    outs = asyncio.run(main())
+    assert len(rec.calls) <= 3, rec.calls  # not ten one-row calls
+    assert [o["id"].tolist() for o in outs] == [[float(i)] for i in range(10)]
+
+
+def test_a_busy_loop_delays_a_flush_no_longer_than_max_latency():
+    rec = Recorder()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        b = Batcher(rec, max_batch_size=64, max_latency_us=20_000, inline=lambda k, n: True)
+        stop = time.monotonic() + 1.0
+
+        def spin():  # keeps something ready on the loop for a whole second
+            if time.monotonic() < stop:
+                loop.call_soon(spin)
+
+        spin()
+        t0 = time.monotonic()
+        out = await b.submit(("predict",), rows(5))
+        waited = time.monotonic() - t0
+        await b.close()
+        return out, waited
+
+    out, waited = asyncio.run(main())
+    assert out["id"].tolist() == [5.0]
+    assert waited < 0.5, f"waited {waited:.3f}s behind a busy loop (max_latency is 20 ms)"

@@ -166,3 +166,11 @@ def test_kserve_stage_histograms_count_each_request(tmp_path):
     assert headers == {}
     assert response.outputs[0].name == "predict" and response.outputs[0].shape == [2]
     assert observed() == [b + 1 for b in before]
+
+
+def test_no_inline_call_while_a_worker_rebuilds_its_engine(tmp_path):
+    models.write_joblib(models.ridge(), tmp_path)
+    model = loaded(tmp_path, batching=False)
+    assert model.inline(("predict",), 1)
+    model.runner = None  # as in a worker process before its engine is rebuilt
+    assert not model.inline(("predict",), 1)  # the wait happens in a thread, not the loop

@@ -1,5 +1,5 @@
 # Benchmark (issue 3): `make bench` compares this predictor with MLServer and the minimal
-# KServe predictor on this machine (~25 min). Not part of `make test`; a smoke test of the
+# KServe predictor on this machine (~35 min). Not part of `make test`; a smoke test of the
 # harness is (tests/bench/), and `tools` below installs what it needs.
 BENCH_VENV := bench/.venv-mlserver
 BENCH_ARGS ?=

@@ -16,6 +16,7 @@ import numpy as np
 import orjson
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
+from predictor import arrayjson
 from predictor.errors import InvalidTensor, MalformedBody
 
 DTYPES: dict[str, np.dtype[Any]] = {
@@ -76,7 +77,9 @@ def parse_rest_v2(body: bytes, header_length: str | None, model_name: str) -> In
                 f"header {HEADER_LENGTH} is {json_length} but the body has {len(body)} bytes"
             )
         body, binary = body[:json_length], body[json_length:]
-    doc = parse_json(body)
+    doc = arrayjson.parse_v2(body)  # numeric data straight to numpy, where that is exact
+    if doc is None:
+        doc = parse_json(body)
     if not isinstance(doc, dict):
         raise MalformedBody(f"request body must be a JSON object, got {type(doc).__name__}")
     raw_inputs = doc.get("inputs")
@@ -207,6 +210,8 @@ def to_numpy(tensor: InferInput) -> np.ndarray:
 def _from_values(name: str, datatype: str, data: Any) -> np.ndarray:
     if data is None:
         raise InvalidTensor(f"input '{name}' has no data")
+    if isinstance(data, np.ndarray):  # parsed by arrayjson: flat float64 or int64
+        return _checked(name, datatype, data, data)
     if not isinstance(data, list):
         if isinstance(data, str | bytes | dict | int | float):  # a JSON scalar or object
             raise InvalidTensor(f"input '{name}': 'data' must be a list, got {brief(data)}")
@@ -221,11 +226,16 @@ def _from_values(name: str, datatype: str, data: Any) -> np.ndarray:
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
         return array
-    target = DTYPES[datatype]
     try:
         raw = np.asarray(data)  # numpy infers the kind in C; Python loops only on errors
     except (ValueError, TypeError, OverflowError) as err:
         raise _not_numbers(name, datatype, data, err) from err
+    return _checked(name, datatype, data, raw)
+
+
+def _checked(name: str, datatype: str, data: Any, raw: np.ndarray) -> np.ndarray:
+    """``raw`` (numpy's reading of ``data``) as ``datatype``, flat, or a 400 naming why."""
+    target = DTYPES[datatype]
     kind = raw.dtype.kind
     if datatype == "BOOL":
         if kind != "b":

@@ -67,6 +67,27 @@ def test_ridge_pickle_regression_values(servers):
     np.testing.assert_allclose(out["data"], models.ridge().predict(np.array(rows)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("layout", ["flat", "nested", "ragged"])
+def test_a_big_json_request_reads_every_number(servers, layout):
+    """Big bodies take the simdjson path (flat data straight to numpy); nested data takes
+    the general one; both give the numbers as sent, and ragged data is still a 400."""
+    rows = np.random.default_rng(3).normal(size=(400, 3)).round(6)
+    data = rows.reshape(-1).tolist() if layout == "flat" else rows.tolist()
+    if layout == "ragged":
+        data[7] = data[7][:2]
+    body = {"inputs": [{"name": "x", "shape": [400, 3], "datatype": "FP64", "data": data}]}
+    response = servers["ridge"].infer(body)
+    if layout == "ragged":
+        assert response.status_code == 400, response.text
+        assert (
+            "input 'x'" in response.json()["error"] and "equal length" in response.json()["error"]
+        )
+        return
+    assert response.status_code == 200, response.text
+    out = response.json()["outputs"][0]
+    np.testing.assert_allclose(out["data"], models.ridge().predict(rows), rtol=1e-9)
+
+
 @pytest.mark.parametrize("binary", [True, False])
 def test_column_transformer_mixed_named_inputs(servers, binary):
     server = servers["house"]

@@ -72,9 +72,19 @@ def _parse(body: bytes) -> dict[str, Any] | None:
         inputs.append(tensor)
     plain["inputs"] = inputs
     arrays += sum(_count_lists(v) for v in plain.values())
-    if body.count(b"[") != arrays:  # a nested list inside some data (or '[' in a string)
+    if _brackets(body, arrays + 1) != arrays:  # a nested list in some data, or '[' in a string
         return None
     return plain
+
+
+def _brackets(body: bytes, limit: int) -> int:
+    """How many ``[`` the body has, counting no further than ``limit`` (memchr, not count:
+    bytes.count scans the whole body byte by byte, find jumps between the few there are)."""
+    found, at = 0, body.find(b"[")
+    while at >= 0 and found < limit:
+        found += 1
+        at = body.find(b"[", at + 1)
+    return found
 
 
 def _kind(datatype: Any) -> str | None:

@@ -30,6 +30,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -501,6 +502,35 @@ def _pct(sorted_values: list[int], p: float) -> float:
 # ------------------------------------------------------------------------- run
 
 
+def median_dicts(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per key, the median of the numeric values over rounds (others from the first)."""
+    out: dict[str, Any] = dict(rounds[0])
+    for key, value in rounds[0].items():
+        if isinstance(value, int | float):
+            out[key] = statistics.median(r[key] for r in rounds)
+    out["rounds"] = rounds
+    return out
+
+
+def aggregate_bulk(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (model, server, encoding): medians over rounds, rounds kept."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in raw:
+        groups.setdefault((r["model"], r["server"], r["encoding"]), []).append(r)
+    out = []
+    for rows in groups.values():
+        row = median_dicts(rows)
+        row["non2xx"] = sum(r["non2xx"] for r in rows)
+        row["socket_errors"] = sum(r.get("socket_errors", 0) for r in rows)
+        row.pop("round", None)
+        row["rounds"] = [
+            {"rows_per_s": r["rows_per_s"], "in_process_rows_s": r["in_process_rows_s"]}
+            for r in rows
+        ]
+        out.append(row)
+    return sorted(out, key=lambda r: (r["model"] != "rf", r["server"], r["encoding"] != "json"))
+
+
 def aggregate(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (model, protocol, concurrency, server): medians over rounds, sums of errors."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -763,38 +793,54 @@ def main(argv: list[str] | None = None) -> int:
                         round_no += 1
         results.extend(aggregate(raw))
 
-        # 1000-row requests: served rows/s vs in-process predict rows/s
-        for m in model_names:
-            inproc[m] = in_process(MODELS[m], max(1.0, min(5.0, bulk_duration)))
-            log(f"{m} in-process 1000 rows: {inproc[m]}")
-            group = [s for s in servers if m in s.models and s.kind != "ceiling"]
-            for s in rotations(group, round_no):
-                variants = [("json", files[m]["bulk_json"], None)]
-                if s.kind in ("ours", "ours-variant", "baseline"):  # binary tensor extension
-                    output = "predict" if s.kind.startswith("ours") else None
-                    body, hl = v2_binary(m, MODELS[m].x[:1000], output)
-                    path = bodies / f"{m}-1000-{s.name.split(':')[0]}.bin"
-                    path.write_bytes(body)
-                    check_rest(s.url(m), body, hl)
-                    variants.append(("binary", path, hl))
-                for enc, path, hl in variants:
-                    r = run_wrk(s.url(m), path, args.bulk_concurrency, bulk_duration, hl)
-                    r["rss_mb"] = round(s.measure_rss(), 1)
-                    row = {
-                        "model": m,
-                        "encoding": enc,
-                        "server": s.name.split(":")[0],
-                        "kind": s.kind,
-                        "concurrency": args.bulk_concurrency,
-                        "rows_per_s": r["rps"] * 1000,
-                        **r,
-                    }
-                    bulk.append(row)
-                    log(
-                        f"{m} 1000-row {enc} {row['server']}: {row['rows_per_s']:.0f} rows/s "
-                        f"non2xx {r['non2xx']}"
-                    )
-            round_no += 1
+        # 1000-row requests: served rows/s vs in-process predict rows/s, in rounds; the
+        # in-process reference is measured again in each round, so a round's ratio sees
+        # one machine state on both sides
+        bulk_raw: list[dict[str, Any]] = []
+        inproc_rounds: dict[str, list[dict[str, float]]] = {m: [] for m in model_names}
+        bin_bodies: dict[tuple[str, str], tuple[Path, int | None]] = {}
+        for rnd in range(args.rounds):
+            for m in model_names:
+                ip = in_process(MODELS[m], max(1.0, min(5.0, bulk_duration)))
+                inproc_rounds[m].append(ip)
+                log(f"r{rnd} {m} in-process 1000 rows: {ip}")
+                group = [s for s in servers if m in s.models and s.kind != "ceiling"]
+                for s in rotations(group, round_no):
+                    variants = [("json", files[m]["bulk_json"], None)]
+                    if s.kind in ("ours", "ours-variant", "baseline"):  # binary extension
+                        if (s.name, m) not in bin_bodies:
+                            output = "predict" if s.kind.startswith("ours") else None
+                            body, hl = v2_binary(m, MODELS[m].x[:1000], output)
+                            path = bodies / f"{m}-1000-{s.name.split(':')[0]}.bin"
+                            path.write_bytes(body)
+                            check_rest(s.url(m), body, hl)
+                            bin_bodies[(s.name, m)] = (path, hl)
+                        variants.append(("binary", *bin_bodies[(s.name, m)]))
+                    for enc, path, hl in variants:
+                        if args.warmup > 0:
+                            run_wrk(s.url(m), path, args.bulk_concurrency, args.warmup, hl)
+                        r = run_wrk(s.url(m), path, args.bulk_concurrency, bulk_duration, hl)
+                        r["rss_mb"] = round(s.measure_rss(), 1)
+                        bulk_raw.append(
+                            {
+                                "model": m,
+                                "encoding": enc,
+                                "server": s.name.split(":")[0],
+                                "kind": s.kind,
+                                "round": rnd,
+                                "concurrency": args.bulk_concurrency,
+                                "rows_per_s": r["rps"] * 1000,
+                                "in_process_rows_s": ip["sklearn_predict_rows_s"],
+                                **r,
+                            }
+                        )
+                        log(
+                            f"r{rnd} {m} 1000-row {enc} {bulk_raw[-1]['server']}: "
+                            f"{r['rps'] * 1000:.0f} rows/s non2xx {r['non2xx']}"
+                        )
+                round_no += 1
+        bulk.extend(aggregate_bulk(bulk_raw))
+        inproc.update({m: median_dicts(v) for m, v in inproc_rounds.items() if v})
     finally:
         for s in servers:
             s.stop()

@@ -6,9 +6,12 @@ counts. A batch runs on the event loop itself when ``inline(key, rows)`` says it
 (see ``predictor.costs``), otherwise in a worker thread. The policy follows Triton's
 dynamic batcher:
 
-* no waiting when the engine is idle: a cheap request is run on the loop once the loop
-  has nothing else ready, together with every request that reached the batcher by then
-  (no timer, no thread hand-off); while other work is ready (gRPC hands calls over one
+* no waiting when the engine is idle: a cheap request that finds nothing else ready on
+  the loop and nothing queued for its key runs at once, on the loop, without a wake-up
+  (so does a cheap request of ``max_batch_size`` rows or more: it would run alone);
+  otherwise a cheap request is run on the loop once the loop has nothing else ready,
+  together with every request that reached the batcher by then (no timer, no thread
+  hand-off); while other work is ready (gRPC hands calls over one
   per loop pass) the flush waits for it, at most ``max_latency_us``; any other request
   that arrives while fewer than ``max_concurrency`` batches are in flight is sent to a
   worker thread at once;
@@ -120,7 +123,14 @@ class Batcher:
         loop = asyncio.get_running_loop()
         self._loop = loop
         key = tuple(key)
-        item = _Pending(X, _rows(X), loop.create_future())
+        rows = _rows(X)
+        if self._run_now(loop, key, rows):
+            # Alone (nothing else ready on the loop, nothing queued for this key), or a
+            # full batch by itself: no one can join it, so it runs here without a wait.
+            self.requests += 1
+            self.batches += 1
+            return self._run(key, X)
+        item = _Pending(X, rows, loop.create_future())
         self.requests += 1
         queue = self._queues.get(key)
         if queue is None:
@@ -242,6 +252,16 @@ class Batcher:
             for p in batch:
                 if not p.future.done():
                     p.future.set_exception(exc)
+
+    def _run_now(self, loop: asyncio.AbstractEventLoop, key: Key, rows: int) -> bool:
+        """Whether a request can run on the loop at once, as a batch of its own."""
+        if self._inline is None or key in self._soon or self._queues.get(key):
+            return False
+        if rows < self.max_batch_size:
+            ready = getattr(loop, "_ready", None)  # asyncio's own loop; others: never idle
+            if ready is None or ready:
+                return False
+        return self._inline(key, rows)
 
     def _loop_busy(self) -> bool:
         """Whether the loop has other callbacks ready to run (asyncio's own loop only)."""

@@ -425,3 +425,75 @@ def test_a_busy_loop_delays_a_flush_no_longer_than_max_latency():
     out, waited = asyncio.run(main())
     assert out["id"].tolist() == [5.0]
     assert waited < 0.5, f"waited {waited:.3f}s behind a busy loop (max_latency is 20 ms)"
+
+
+class TaskRecorder(Recorder):
+    """Also records the asyncio task each engine call ran in (None: a loop callback)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.tasks: list[asyncio.Task | None] = []
+
+    def __call__(self, key, x):
+        self.tasks.append(asyncio.current_task())
+        return super().__call__(key, x)
+
+
+def test_a_lone_cheap_request_runs_at_once_in_its_own_task():
+    rec = TaskRecorder()
+
+    async def main():
+        b = Batcher(rec, max_batch_size=64, max_latency_us=2_000_000, inline=lambda k, n: True)
+        out = await b.submit(("predict",), rows(4))
+        await b.close()
+        return out, asyncio.current_task(), b.batches, b.requests
+
+    out, task, batches, requests = asyncio.run(main())
+    assert rec.tasks == [task]  # no hand-off to a flush callback, no wake-up
+    assert out["id"].tolist() == [4.0]
+    assert (batches, requests) == (1, 1)
+
+
+def test_a_cheap_request_waits_for_others_when_the_loop_has_work_ready():
+    rec = TaskRecorder()
+
+    async def main():
+        b = Batcher(rec, max_batch_size=64, max_latency_us=2_000_000, inline=lambda k, n: True)
+        asyncio.get_running_loop().call_soon(lambda: None)  # something else is ready
+        out = await b.submit(("predict",), rows(4))
+        await b.close()
+        return out
+
+    out = asyncio.run(main())
+    assert rec.tasks == [None]  # ran from the end-of-pass flush, where others could join
+    assert out["id"].tolist() == [4.0]
+
+
+def test_a_cheap_request_of_a_whole_batch_runs_at_once_even_on_a_busy_loop():
+    rec = TaskRecorder()
+
+    async def main():
+        b = Batcher(rec, max_batch_size=8, max_latency_us=2_000_000, inline=lambda k, n: True)
+        asyncio.get_running_loop().call_soon(lambda: None)
+        out = await b.submit(("predict",), rows(1, n=8))
+        await b.close()
+        return out, asyncio.current_task()
+
+    out, task = asyncio.run(main())
+    assert rec.tasks == [task]  # nothing could join a full batch: no wait
+    assert rec.calls == [(("predict",), 8)]
+    assert len(out["id"]) == 8
+
+
+def test_a_lone_request_whose_engine_call_fails_gets_the_error_and_the_batcher_serves_on():
+    rec = Recorder(fail_when=lambda arr: bool((arr[:, 0] == 13).any()))
+
+    async def main():
+        b = Batcher(rec, max_batch_size=64, max_latency_us=0, inline=lambda k, n: True)
+        with pytest.raises(RuntimeError, match="engine failed on a batch of 1 rows"):
+            await b.submit(("predict",), rows(13))
+        later = await b.submit(("predict",), rows(2))
+        await b.close()
+        return later
+
+    assert asyncio.run(main())["id"].tolist() == [2.0]

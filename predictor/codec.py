@@ -19,6 +19,7 @@ from predictor.schema import NUMERIC, STRING, ModelSchema
 from predictor.tensors import NUMERIC_DATATYPES, brief, to_numpy
 
 X: TypeAlias = np.ndarray | pd.DataFrame
+_ALL = np.logical_and.reduce  # ndarray.all() without its Python-level wrapper
 
 
 def _names(items: list[str], limit: int = 20) -> str:
@@ -156,14 +157,15 @@ def _check_finite(array: np.ndarray, name: str, nan_ok: bool = False) -> None:
     ``allow_nan`` tag, e.g. HistGradientBoosting) get the values as sent."""
     if nan_ok or array.dtype.kind != "f":
         return
-    bad = ~np.isfinite(array)
-    if bad.any():
-        where = np.argwhere(bad)[0].tolist()
-        value = array[tuple(where)] if array.ndim else array
-        raise InvalidTensor(
-            f"input '{name}': this model cannot take NaN or infinity; found {value} at index "
-            f"{where} (a value too large for its datatype also becomes infinity)"
-        )
+    finite = np.isfinite(array)
+    if _ALL(finite, axis=None):
+        return
+    where = np.argwhere(~finite)[0].tolist()
+    value = array[tuple(where)] if array.ndim else array
+    raise InvalidTensor(
+        f"input '{name}': this model cannot take NaN or infinity; found {value} at index "
+        f"{where} (a value too large for its datatype also becomes infinity)"
+    )
 
 
 def v1_to_x(body: Any, schema: ModelSchema) -> X:

@@ -93,6 +93,9 @@ def parse_rest_v2(body: bytes, header_length: str | None, model_name: str) -> In
     for index, item in enumerate(raw_inputs):
         tensor, offset = _rest_input(item, index, binary, offset)
         inputs.append(tensor)
+    if b"true" in body or b"false" in body:  # JSON booleans somewhere in the body
+        for tensor in inputs:
+            _reject_booleans(tensor)
     if offset != len(binary):
         raise MalformedBody(
             f"body has {len(binary)} bytes of binary data but the inputs' "
@@ -143,6 +146,20 @@ def _rest_input(item: Any, index: int, binary: bytes, offset: int) -> tuple[Infe
         raise MalformedBody(f"input '{name}' has neither 'data' nor binary_data_size")
     tensor._data = item["data"]
     return tensor, offset
+
+
+def _reject_booleans(tensor: InferInput) -> None:
+    """A numeric tensor's JSON data must not hold true / false: numpy would read
+    ``[true, 1.5]`` as ``[1.0, 1.5]``. Only bodies with a boolean literal pay this scan."""
+    data = tensor._data
+    if tensor.datatype in ("BOOL", "BYTES") or not isinstance(data, list):
+        return
+    try:
+        flat = _flatten(data)
+    except InvalidTensor:
+        return  # uneven nesting: to_numpy reports it with the input's name
+    if any(value is True or value is False for value in flat):
+        raise _not_numbers(tensor.name, tensor.datatype, data)
 
 
 def _requested_outputs(raw: Any) -> list[RequestedOutput] | None:

@@ -446,3 +446,35 @@ def test_pack_bytes_is_row_major_and_stringifies() -> None:
     array = np.array([["a", "b"], ["c", "d"]], dtype=object)
     assert _unpack_bytes("x", pack_bytes(array)).tolist() == [b"a", b"b", b"c", b"d"]
     assert pack_bytes(np.array([12, 3.5], dtype=object)) == b"\2\0\0\0" + b"12\3\0\0\0" + b"3.5"
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data"),
+    [("FP64", [True, 1.5]), ("FP32", [[1.0, 2.0], [False, 3.0]]), ("INT64", [1, True])],
+    ids=["fp64-true-among-floats", "fp32-false-nested", "int64-true-among-ints"],
+)
+def test_a_boolean_among_numbers_is_a_bad_request(datatype: str, data: list[Any]) -> None:
+    """numpy alone would read [true, 1.5] as [1.0, 1.5]: the body's booleans are looked for."""
+    shape = [len(data), len(data[0])] if isinstance(data[0], list) else [len(data)]
+    body = orjson.dumps(
+        {"inputs": [{"name": "x", "shape": shape, "datatype": datatype, "data": data}]}
+    )
+    with pytest.raises(InvalidTensor) as caught:
+        parse_rest_v2(body, None, "m")
+    assert str(caught.value) == (
+        f"input 'x' has datatype {datatype}, so its data must be numbers in nested lists of "
+        f"equal length; found {'False' if datatype == 'FP32' else 'True'}"
+    )
+
+
+def test_booleans_elsewhere_in_the_body_leave_numeric_data_alone() -> None:
+    doc = {
+        "inputs": [
+            {"name": "x", "shape": [2], "datatype": "FP64", "data": [1, 2.5]},
+            {"name": "flag", "shape": [2], "datatype": "BOOL", "data": [True, False]},
+        ],
+        "parameters": {"binary_data_output": True},
+    }
+    request = parse_rest_v2(orjson.dumps(doc), None, "m")
+    assert to_numpy(request.inputs[0]).tolist() == [1.0, 2.5]
+    assert to_numpy(request.inputs[1]).tolist() == [True, False]

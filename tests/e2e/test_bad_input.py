@@ -127,6 +127,14 @@ V2_CASES = [
         ["input 'x' has datatype FP64", "numbers", "'three'"],
     ),
     (
+        "a-boolean-among-fp64-data",
+        "rf",
+        {"inputs": [t("x", [1, 6], "FP64", [1.5, 2, True, 4, 5, 6])]},
+        {},
+        400,
+        ["input 'x' has datatype FP64", "numbers", "found True"],
+    ),
+    (
         "bool-data-for-int",
         "rf",
         {"inputs": [t("x", [1, 6], "BOOL", [1, 2, 3, 4, 5, 6])]},

@@ -498,35 +498,95 @@ def _make_runner(onnx_model: _OnnxModel, fn: _OutFn, fallback: Runner | None = N
     return run_or_fallback
 
 
+@dataclass
+class _Graphs:
+    """What skl2onnx made of an estimator, and why a part is missing."""
+
+    main: _OnnxModel | None = None
+    raw: _OnnxModel | None = None  # raw scores (decision_function)
+    labels: _OnnxModel | None = None  # the main graph cut down to its label output
+    main_err: str | None = None
+    raw_err: str | None = None
+
+
+def _label_graph(model_bytes: bytes, threads: int) -> _OnnxModel | None:
+    """The graph cut down to the nodes its label output needs, when that drops some
+    (a LogisticRegression's softmax is only for its probabilities: ~45 us of 110 for
+    1000 iris rows); None when every node is needed (a tree ensemble's single node)."""
+    import onnx
+    from onnx.utils import Extractor
+
+    model = onnx.load_from_string(model_bytes)
+    graph = model.graph
+    label = next((o.name for o in graph.output if "label" in o.name.lower()), None)
+    if label is None:
+        return None
+    producers = {out: node for node in graph.node for out in node.output}
+    needed: set[int] = set()
+    todo = [label]
+    while todo:
+        node = producers.get(todo.pop())
+        if node is not None and id(node) not in needed:
+            needed.add(id(node))
+            todo.extend(node.input)
+    if len(needed) == len(graph.node):
+        return None
+    pruned = Extractor(model).extract_model([i.name for i in graph.input], [label])
+    return _OnnxModel.from_bytes(pruned.SerializeToString(), threads)
+
+
+def _label_runner(
+    graph: _OnnxModel, classes: Any, like: dict[str, np.ndarray], probe: Any, fallback: Runner
+) -> Runner | None:
+    """A runner for the label-only graph if it gives scikit-learn's labels on the probe."""
+    fn = _candidates_from_graph(graph, classes, like).get("predict")
+    if fn is None:
+        return None
+    try:
+        if parity(like["predict"], fn[0](graph.run_raw(probe)), labels=True) is not None:
+            return None
+    except Exception:
+        return None  # the main graph keeps serving predict
+    return _make_runner(graph, fn[0], fallback)
+
+
 def _build_onnx_graphs(
     estimator: Any, n_features: int, methods: Iterable[str], threads: int
-) -> tuple[_OnnxModel | None, _OnnxModel | None, str | None, str | None]:
-    """Convert with skl2onnx: (main graph, raw-score graph, why main failed, why raw failed).
+) -> _Graphs:
+    """Convert with skl2onnx: the main graph, the raw-score graph and the label graph.
 
     Double precision is tried first (tighter parity); float32 when the converter or
     onnxruntime lacks the double kernels.
     """
     is_clf = hasattr(estimator, "classes_")
-    main = raw = None
-    main_err = raw_err = None
+    out = _Graphs()
     base = {"zipmap": False} if is_clf else {}
     for dtype in (np.float64, np.float32):
         try:
-            main = _OnnxModel.from_bytes(_convert(estimator, n_features, dtype, base), threads)
-            main_err = None
-            break
+            main_bytes = _convert(estimator, n_features, dtype, base)
+            out.main = _OnnxModel.from_bytes(main_bytes, threads)
+            out.main_err = None
         except Exception as e:
-            main_err = f"skl2onnx/onnxruntime: {_short(e)}"
+            out.main_err = f"skl2onnx/onnxruntime: {_short(e)}"
+            continue
+        if is_clf:
+            try:
+                out.labels = _label_graph(main_bytes, threads)
+            except Exception as e:  # the main graph serves labels too: only slower
+                _log.debug("no label-only graph: %s", _short(e))
+        break
     if is_clf and "decision_function" in methods:
         for dtype in (np.float64, np.float32):
             try:
                 opts = {"zipmap": False, "raw_scores": True}
-                raw = _OnnxModel.from_bytes(_convert(estimator, n_features, dtype, opts), threads)
-                raw_err = None
+                out.raw = _OnnxModel.from_bytes(
+                    _convert(estimator, n_features, dtype, opts), threads
+                )
+                out.raw_err = None
                 break
             except Exception as e:
-                raw_err = f"skl2onnx/onnxruntime: {_short(e)}"
-    return main, raw, main_err, raw_err
+                out.raw_err = f"skl2onnx/onnxruntime: {_short(e)}"
+    return out
 
 
 def build_engine(
@@ -621,18 +681,18 @@ def build_engine(
                 reasons[m] = f"scikit-learn {m} failed on the probe: {_short(e)}"
         classes = getattr(estimator, "classes_", None)
         classes = np.asarray(classes) if classes is not None else None
-        raw: _OnnxModel | None = None
-        main_err = raw_err = None
+        graphs = _Graphs()
         if onnx_path is not None:
             try:
-                main = _OnnxModel.from_bytes(pathlib.Path(onnx_path).read_bytes(), onnx_threads)
+                graphs.main = _OnnxModel.from_bytes(
+                    pathlib.Path(onnx_path).read_bytes(), onnx_threads
+                )
             except Exception as e:
-                main_err = f"{onnx_path}: {_short(e)}"
+                graphs.main_err = f"{onnx_path}: {_short(e)}"
         else:
             assert n_features is not None
-            main, raw, main_err, raw_err = _build_onnx_graphs(
-                estimator, n_features, like, onnx_threads
-            )
+            graphs = _build_onnx_graphs(estimator, n_features, like, onnx_threads)
+        main, raw, main_err, raw_err = graphs.main, graphs.raw, graphs.main_err, graphs.raw_err
         chosen: dict[str, tuple[_OutFn, _OnnxModel]] = {}
         if main is not None:
             for m, (fn, _name) in _candidates_from_graph(main, classes, like).items():
@@ -669,6 +729,10 @@ def build_engine(
             onnx_runners[m] = _make_runner(om, fn, getattr(estimator, m))
             if om is main:
                 shared[m] = fn
+        if "predict" in onnx_runners and graphs.labels is not None:
+            # predict alone runs the label-only graph; with other outputs, the main one
+            runner = _label_runner(graphs.labels, classes, like, probe_x, estimator.predict)
+            onnx_runners["predict"] = runner or onnx_runners["predict"]
 
     if mode == "onnx":
         missing = [m for m in methods if m not in onnx_runners]

@@ -278,3 +278,33 @@ def test_column_transformer_with_categories_stays_on_scikit_learn():
     np.testing.assert_array_equal(engine.run("predict", frame), model.predict(frame))
     with pytest.raises(OnnxUnavailableError, match="ColumnTransformer"):
         build_engine(model, mode="onnx")
+
+
+def _graph_of(runner):
+    """The ONNX model a runner closes over (the runners are small closures)."""
+    from predictor.engine import _OnnxModel
+
+    cells = [c.cell_contents for c in runner.__closure__ or ()]
+    return next(c for c in cells if isinstance(c, _OnnxModel))
+
+
+def test_predict_alone_runs_a_graph_cut_down_to_the_labels(iris_lr):
+    model, x = iris_lr
+    engine = build_engine(model)
+    labels_graph = _graph_of(engine._runners["predict"])
+    proba_graph = _graph_of(engine._runners["predict_proba"])
+    assert [o.name for o in labels_graph.outputs] == ["label"]  # no softmax, no probabilities
+    assert "probabilities" in [o.name for o in proba_graph.outputs]
+    assert engine.methods()["predict"] == "onnx"
+    np.testing.assert_array_equal(engine.run("predict", x), model.predict(x))
+    both = engine.run_many(["predict", "predict_proba"], x)  # one call of the main graph
+    np.testing.assert_array_equal(both["predict"], model.predict(x))
+    np.testing.assert_allclose(both["predict_proba"], model.predict_proba(x), rtol=RTOL, atol=ATOL)
+
+
+def test_a_forest_keeps_one_graph_for_its_labels(rf_data):
+    """A tree ensemble's one node makes labels and probabilities: nothing to cut."""
+    model, x = rf_data
+    engine = build_engine(model)
+    assert _graph_of(engine._runners["predict"]) is _graph_of(engine._runners["predict_proba"])
+    np.testing.assert_array_equal(engine.run("predict", x[:50]), model.predict(x[:50]))

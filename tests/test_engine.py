@@ -282,10 +282,10 @@ def test_column_transformer_with_categories_stays_on_scikit_learn():
 
 def _graph_of(runner):
     """The ONNX model a runner closes over (the runners are small closures)."""
-    from predictor.engine import _OnnxModel
+    from predictor.onnxgraph import OnnxModel
 
     cells = [c.cell_contents for c in runner.__closure__ or ()]
-    return next(c for c in cells if isinstance(c, _OnnxModel))
+    return next(c for c in cells if isinstance(c, OnnxModel))
 
 
 def test_predict_alone_runs_a_graph_cut_down_to_the_labels(iris_lr):

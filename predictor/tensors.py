@@ -93,8 +93,11 @@ def parse_rest_v2(body: bytes, header_length: str | None, model_name: str) -> In
     for index, item in enumerate(raw_inputs):
         tensor, offset = _rest_input(item, index, binary, offset)
         inputs.append(tensor)
-    if b"true" in body or b"false" in body:  # JSON booleans somewhere in the body
-        for tensor in inputs:
+    # numpy would read [true, 1.5] as [1.0, 1.5]; only data parsed into lists (orjson) can
+    # hold booleans (the numpy fast path rejects them), so only then is the body scanned
+    listed = [t for t in inputs if isinstance(t._data, list)]
+    if listed and (b"true" in body or b"false" in body):
+        for tensor in listed:
             _reject_booleans(tensor)
     if offset != len(binary):
         raise MalformedBody(

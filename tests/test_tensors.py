@@ -11,6 +11,7 @@ import orjson
 import pytest
 from kserve.protocol.infer_type import InferInput
 
+from predictor import arrayjson
 from predictor.errors import BadRequest, InvalidTensor, MalformedBody
 from predictor.tensors import (
     DTYPES,
@@ -465,6 +466,29 @@ def test_a_boolean_among_numbers_is_a_bad_request(datatype: str, data: list[Any]
         f"input 'x' has datatype {datatype}, so its data must be numbers in nested lists of "
         f"equal length; found {'False' if datatype == 'FP32' else 'True'}"
     )
+
+
+def test_a_boolean_in_a_big_body_is_a_bad_request_too() -> None:
+    """Above arrayjson.MIN_BYTES numeric data goes straight to numpy; a boolean there
+    sends the body to the general parser, whose check reports it."""
+    data: list[Any] = [0.5] * 2000
+    data[1234] = True
+    body = orjson.dumps(
+        {"inputs": [{"name": "x", "shape": [1000, 2], "datatype": "FP64", "data": data}]}
+    )
+    assert len(body) > arrayjson.MIN_BYTES
+    with pytest.raises(InvalidTensor, match="input 'x' has datatype FP64.*found True"):
+        parse_rest_v2(body, None, "m")
+    data[1234] = 1.5
+    request = parse_rest_v2(
+        orjson.dumps(
+            {"inputs": [{"name": "x", "shape": [1000, 2], "datatype": "FP64", "data": data}]}
+        ),
+        None,
+        "m",
+    )
+    assert isinstance(request.inputs[0]._data, np.ndarray)  # the fast path, no scan
+    assert to_numpy(request.inputs[0])[617].tolist() == [1.5, 0.5]
 
 
 def test_booleans_elsewhere_in_the_body_leave_numeric_data_alone() -> None:

@@ -27,6 +27,7 @@ from uvicorn.importer import import_from_string
 
 from predictor.errors import ModelLoadError
 from predictor.grpc_service import Server as GrpcServer
+from predictor.http_protocol import HeadJoiningProtocol
 from predictor.rest import Routes
 from predictor.settings import Settings
 
@@ -36,9 +37,14 @@ EXIT_LOAD_FAILED = 1
 
 
 class RestServer(RESTServer):
-    """KServe's REST server with our routes in front and no per-request timing logger."""
+    """KServe's REST server with our routes in front, no per-request timing logger, and
+    each response's head and body written together (:mod:`predictor.http_protocol`)."""
 
     max_request_bytes: int = 64 * 1024 * 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config.http = HeadJoiningProtocol  # a response's head and body in one send
 
     def _add_middlewares(self, app: Any) -> None:
         """Skip KServe's timing middleware: it logs (and costs) on every request."""

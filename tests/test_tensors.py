@@ -477,7 +477,7 @@ def test_a_boolean_in_a_big_body_is_a_bad_request_too() -> None:
         {"inputs": [{"name": "x", "shape": [1000, 2], "datatype": "FP64", "data": data}]}
     )
     assert len(body) > arrayjson.MIN_BYTES
-    with pytest.raises(InvalidTensor, match="input 'x' has datatype FP64.*found True"):
+    with pytest.raises(InvalidTensor, match=r"input 'x' has datatype FP64.*found True"):
         parse_rest_v2(body, None, "m")
     data[1234] = 1.5
     request = parse_rest_v2(

@@ -1,0 +1,83 @@
+"""uvicorn's HTTP/1.1 protocol (httptools) sending each response head with its body.
+
+uvicorn writes a response's status line and headers as soon as the app starts the
+response, then the body in a second write. With ``TCP_NODELAY`` (asyncio's default) each
+write is its own ``send`` and its own TCP segment, so a one-row answer costs two system
+calls and wakes the client twice. Here the head is held until the first body write (or
+the end of the response) and both leave in one ``send``.
+
+Nothing else changes: a held head is always written before anything else on the
+connection, at the latest when the response completes or the connection closes; an
+interim ``100 Continue`` is never held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+HEAD_START = b"HTTP/1.1 "
+HEAD_END = b"\r\n\r\n"
+CONTINUE = b"HTTP/1.1 100 "
+JOIN_MAX_BYTES = 256 * 1024  # above this a body goes in its own write, not copied
+
+
+class HeadJoiningTransport:
+    """A transport proxy that holds one response head until the next write."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head = b""
+        self._expect_head = True  # the next response's head is the next write
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._head:
+            head, self._head = self._head, b""
+            if len(data) <= JOIN_MAX_BYTES:
+                self._transport.write(head + bytes(data))
+                return
+            self._transport.write(head)
+        elif (
+            self._expect_head
+            and isinstance(data, bytes)
+            and data.startswith(HEAD_START)
+            and data.endswith(HEAD_END)
+            and not data.startswith(CONTINUE)
+        ):
+            self._head, self._expect_head = data, False
+            return
+        self._transport.write(data)
+
+    def response_done(self) -> None:
+        """Write a head still held (a response with no body write) and expect the next."""
+        self.flush()
+        self._expect_head = True
+
+    def flush(self) -> None:
+        if self._head:
+            head, self._head = self._head, b""
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class HeadJoiningProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` on a :class:`HeadJoiningTransport`."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods
+        joined = HeadJoiningTransport(cast(asyncio.Transport, transport))
+        super().connection_made(cast(asyncio.Transport, joined))
+
+    def on_response_complete(self) -> None:
+        transport = self.transport
+        if isinstance(transport, HeadJoiningTransport):
+            transport.response_done()
+        super().on_response_complete()

@@ -1,0 +1,169 @@
+"""The response head is sent with its body: unit checks on the transport proxy, and a real
+uvicorn server on that protocol answering over a socket."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from predictor.http_protocol import JOIN_MAX_BYTES, HeadJoiningProtocol, HeadJoiningTransport
+
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+
+
+class Recorder(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return "extra:" + name
+
+
+def test_a_head_and_its_body_leave_in_one_write() -> None:
+    real = Recorder()
+    proxy = HeadJoiningTransport(real)
+    proxy.write(HEAD)
+    assert real.writes == []
+    proxy.write(b"ok")
+    assert real.writes == [HEAD + b"ok"]
+    proxy.response_done()
+    proxy.write(HEAD)
+    proxy.write(b"no")
+    assert real.writes == [HEAD + b"ok", HEAD + b"no"]
+
+
+def test_a_head_without_a_body_write_goes_when_the_response_is_done() -> None:
+    real = Recorder()
+    proxy = HeadJoiningTransport(real)
+    proxy.write(HEAD)
+    proxy.response_done()  # e.g. HEAD requests: uvicorn writes no body
+    assert real.writes == [HEAD]
+
+
+def test_close_writes_a_held_head_first() -> None:
+    real = Recorder()
+    proxy = HeadJoiningTransport(real)
+    proxy.write(HEAD)
+    proxy.close()
+    assert real.writes == [HEAD]
+    assert real.closed
+
+
+def test_only_a_response_head_is_held() -> None:
+    real = Recorder()
+    proxy = HeadJoiningTransport(real)
+    proxy.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # the client waits for it: never held
+    assert real.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    proxy.write(HEAD)
+    body = b"HTTP/1.1 200 OK\r\n\r\n"  # a body that looks like a head is not held
+    proxy.write(body)
+    proxy.write(body)
+    assert real.writes[1:] == [HEAD + body, body]
+
+
+def test_a_big_body_is_not_copied_to_join_its_head() -> None:
+    real = Recorder()
+    proxy = HeadJoiningTransport(real)
+    proxy.write(HEAD)
+    big = b"x" * (JOIN_MAX_BYTES + 1)
+    proxy.write(big)
+    assert real.writes == [HEAD, big]
+
+
+def test_everything_else_is_the_real_transport() -> None:
+    proxy = HeadJoiningTransport(Recorder())
+    assert proxy.get_extra_info("peername") == "extra:peername"
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    reply = b"echo:" + body
+    headers = [(b"content-length", str(len(reply)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": reply})
+
+
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def port(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A uvicorn server on the protocol, on each event loop --event_loop offers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=free,
+        http=HeadJoiningProtocol,
+        loop=request.param,
+        log_config=None,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    yield free
+    server.should_exit = True
+    thread.join(10)
+
+
+def exchange(port: int, raw: bytes, until: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes and read until the reply holds ``until`` (or the timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+        conn.sendall(raw)
+        got = b""
+        deadline = time.monotonic() + timeout
+        while until not in got and time.monotonic() < deadline:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def test_a_real_server_answers_pipelined_requests_in_order(port: int) -> None:
+    one = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\n"
+    got = exchange(port, one + b"abc" + one + b"def", until=b"echo:def")
+    assert got.count(b"HTTP/1.1 200 OK") == 2
+    assert got.index(b"echo:abc") < got.index(b"echo:def")
+
+
+def test_a_real_server_answers_head_and_expect_continue(port: int) -> None:
+    head = exchange(port, b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\n", until=b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"content-length: 5" in head
+    ask = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(ask)
+        assert conn.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"  # not held back
+        conn.sendall(b"hi")
+        got = b""
+        while b"echo:hi" not in got:
+            chunk = conn.recv(1000)
+            assert chunk, got
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 200 OK")

@@ -8,7 +8,8 @@ the end of the response) and both leave in one ``send``.
 
 Nothing else changes: a held head is always written before anything else on the
 connection, at the latest when the response completes or the connection closes; an
-interim ``100 Continue`` is never held.
+interim (1xx) response, such as ``100 Continue`` or a WebSocket upgrade's ``101``, is never
+held.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEAD_START = b"HTTP/1.1 "
 HEAD_END = b"\r\n\r\n"
-CONTINUE = b"HTTP/1.1 100 "
+INTERIM = b"HTTP/1.1 1"  # 1xx: 100 Continue, 101 Switching Protocols, 103 Early Hints
 JOIN_MAX_BYTES = 256 * 1024  # above this a body goes in its own write, not copied
 
 
@@ -44,7 +45,7 @@ class HeadJoiningTransport:
             and isinstance(data, bytes)
             and data.startswith(HEAD_START)
             and data.endswith(HEAD_END)
-            and not data.startswith(CONTINUE)
+            and not data.startswith(INTERIM)
         ):
             self._head, self._expect_head = data, False
             return

@@ -68,12 +68,14 @@ def test_only_a_response_head_is_held() -> None:
     real = Recorder()
     proxy = HeadJoiningTransport(real)
     proxy.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # the client waits for it: never held
-    assert real.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    upgrade = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n"
+    proxy.write(upgrade)  # no body follows a 101: holding it would stall the handshake
+    assert real.writes == [b"HTTP/1.1 100 Continue\r\n\r\n", upgrade]
     proxy.write(HEAD)
     body = b"HTTP/1.1 200 OK\r\n\r\n"  # a body that looks like a head is not held
     proxy.write(body)
     proxy.write(body)
-    assert real.writes[1:] == [HEAD + body, body]
+    assert real.writes[2:] == [HEAD + body, body]
 
 
 def test_a_big_body_is_not_copied_to_join_its_head() -> None:
@@ -91,6 +93,13 @@ def test_everything_else_is_the_real_transport() -> None:
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "websocket":  # accept, wait for the client to speak, answer
+        await receive()
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        await send({"type": "websocket.send", "text": "hello " + message.get("text", "")})
+        await send({"type": "websocket.close"})
+        return
     if scope["type"] != "http":
         return
     body = b""
@@ -167,3 +176,27 @@ def test_a_real_server_answers_head_and_expect_continue(port: int) -> None:
             assert chunk, got
             got += chunk
     assert got.startswith(b"HTTP/1.1 200 OK")
+
+
+def test_a_real_server_completes_a_websocket_upgrade(port: int) -> None:
+    """The 101 answer has no body after it and the client speaks next: it must not wait."""
+    pytest.importorskip("websockets")
+    ask = (
+        b"GET / HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+        b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+    )
+    mask = b"\x01\x02\x03\x04"
+    frame = b"\x81\x82" + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(b"hi"))
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
+        conn.sendall(ask)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = conn.recv(1000)  # a held 101 would time out here
+            assert chunk, got
+            got += chunk
+        assert got.startswith(b"HTTP/1.1 101 Switching Protocols"), got[:80]
+        conn.sendall(frame)
+        while b"hello hi" not in got:
+            chunk = conn.recv(1000)
+            assert chunk, got
+            got += chunk

@@ -4,7 +4,8 @@ uvicorn writes a response's status line and headers as soon as the app starts th
 response, then the body in a second write. With ``TCP_NODELAY`` (asyncio's default) each
 write is its own ``send`` and its own TCP segment, so a one-row answer costs two system
 calls and wakes the client twice. Here the head is held until the first body write (or
-the end of the response) and both leave in one ``send``.
+the end of the response) and both leave in one ``send``. Only heads with a
+``content-length`` are held: a streamed (chunked) response's head goes out at once.
 
 Nothing else changes: a held head is always written before anything else on the
 connection, at the latest when the response completes or the connection closes; an
@@ -21,6 +22,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEAD_START = b"HTTP/1.1 "
 HEAD_END = b"\r\n\r\n"
+# only a head announcing its body's length is held: that body comes in the next write;
+# a streamed (chunked) one may not come for a while, and its head must not wait for it
+SIZED = b"\r\ncontent-length: "  # uvicorn writes header names in lower case
 INTERIM = b"HTTP/1.1 1"  # 1xx: 100 Continue, 101 Switching Protocols, 103 Early Hints
 JOIN_MAX_BYTES = 256 * 1024  # above this a body goes in its own write, not copied
 
@@ -46,6 +50,7 @@ class HeadJoiningTransport:
             and data.startswith(HEAD_START)
             and data.endswith(HEAD_END)
             and not data.startswith(INTERIM)
+            and SIZED in data
         ):
             self._head, self._expect_head = data, False
             return

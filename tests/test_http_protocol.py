@@ -78,6 +78,14 @@ def test_only_a_response_head_is_held() -> None:
     assert real.writes[2:] == [HEAD + body, body]
 
 
+def test_a_streamed_response_head_goes_out_at_once() -> None:
+    real = Recorder()
+    proxy = HeadJoiningTransport(real)
+    chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    proxy.write(chunked)  # its first chunk may come much later (server-sent events)
+    assert real.writes == [chunked]
+
+
 def test_a_big_body_is_not_copied_to_join_its_head() -> None:
     real = Recorder()
     proxy = HeadJoiningTransport(real)
@@ -101,6 +109,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "websocket.close"})
         return
     if scope["type"] != "http":
+        return
+    if scope["path"] == "/stream":  # a head, then the first chunk a while later
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await asyncio.sleep(1.0)
+        await send({"type": "http.response.body", "body": b"late", "more_body": False})
         return
     body = b""
     while True:
@@ -197,6 +210,21 @@ def test_a_real_server_completes_a_websocket_upgrade(port: int) -> None:
         assert got.startswith(b"HTTP/1.1 101 Switching Protocols"), got[:80]
         conn.sendall(frame)
         while b"hello hi" not in got:
+            chunk = conn.recv(1000)
+            assert chunk, got
+            got += chunk
+
+
+def test_a_real_server_sends_a_streamed_head_before_its_first_chunk(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n")
+        conn.settimeout(0.6)  # the first chunk comes after 1 s
+        head = conn.recv(1000)
+        assert head.startswith(b"HTTP/1.1 200 OK") and b"transfer-encoding: chunked" in head
+        assert b"late" not in head
+        conn.settimeout(5)
+        got = head
+        while b"late" not in got:
             chunk = conn.recv(1000)
             assert chunk, got
             got += chunk

@@ -4,7 +4,9 @@ uvicorn writes a response's status line and headers as soon as the app starts th
 response, then the body in a second write. With ``TCP_NODELAY`` (asyncio's default) each
 write is its own ``send`` and its own TCP segment, so a one-row answer costs two system
 calls and wakes the client twice. Here the head is held until the first body write (or
-the end of the response) and both leave in one ``send``. Only heads with a
+the end of the response) and both leave in one ``send``. An app's body write follows its
+head in the same loop pass (Starlette's ``Response`` sends both without yielding); a held
+head that nothing joins by the end of that pass is sent then. Only heads with a
 ``content-length`` are held: a streamed (chunked) response's head goes out at once.
 
 Nothing else changes: a held head is always written before anything else on the
@@ -32,8 +34,11 @@ JOIN_MAX_BYTES = 256 * 1024  # above this a body goes in its own write, not copi
 class HeadJoiningTransport:
     """A transport proxy that holds one response head until the next write."""
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self._transport = transport
+        self._loop = loop  # with a loop, a held head waits one loop pass at most
         self._head = b""
         self._expect_head = True  # the next response's head is the next write
 
@@ -53,6 +58,10 @@ class HeadJoiningTransport:
             and SIZED in data
         ):
             self._head, self._expect_head = data, False
+            if self._loop is not None:
+                # an app that starts a response and writes the body later (after awaiting
+                # something, or before reading a 100-continue body) must not delay it
+                self._loop.call_soon(self.flush)
             return
         self._transport.write(data)
 
@@ -79,7 +88,7 @@ class HeadJoiningProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods
-        joined = HeadJoiningTransport(cast(asyncio.Transport, transport))
+        joined = HeadJoiningTransport(cast(asyncio.Transport, transport), self.loop)
         super().connection_made(cast(asyncio.Transport, joined))
 
     def on_response_complete(self) -> None:

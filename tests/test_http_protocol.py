@@ -78,6 +78,30 @@ def test_only_a_response_head_is_held() -> None:
     assert real.writes[2:] == [HEAD + body, body]
 
 
+def test_a_held_head_waits_one_loop_pass_at_most() -> None:
+    async def main() -> list[bytes]:
+        real = Recorder()
+        proxy = HeadJoiningTransport(real, asyncio.get_running_loop())
+        proxy.write(HEAD)  # and no body in this pass
+        assert real.writes == []
+        await asyncio.sleep(0)
+        return real.writes
+
+    assert asyncio.run(main()) == [HEAD]
+
+
+def test_a_body_in_the_same_loop_pass_still_joins_its_head() -> None:
+    async def main() -> list[bytes]:
+        real = Recorder()
+        proxy = HeadJoiningTransport(real, asyncio.get_running_loop())
+        proxy.write(HEAD)
+        proxy.write(b"ok")
+        await asyncio.sleep(0)  # the end-of-pass flush finds nothing held
+        return real.writes
+
+    assert asyncio.run(main()) == [HEAD + b"ok"]
+
+
 def test_a_streamed_response_head_goes_out_at_once() -> None:
     real = Recorder()
     proxy = HeadJoiningTransport(real)
@@ -109,6 +133,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "websocket.close"})
         return
     if scope["type"] != "http":
+        return
+    if scope["path"] == "/early":  # a sized head before the body is read
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await asyncio.sleep(1.0)
+        await send({"type": "http.response.body", "body": b"ok"})
         return
     if scope["path"] == "/stream":  # a head, then the first chunk a while later
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -228,3 +258,13 @@ def test_a_real_server_sends_a_streamed_head_before_its_first_chunk(port: int) -
             chunk = conn.recv(1000)
             assert chunk, got
             got += chunk
+
+
+def test_a_real_server_sends_a_head_whose_body_comes_later_at_once(port: int) -> None:
+    """Here the client sent expect: 100-continue and the app answers before reading the
+    body, so no 100 comes: a held head would leave both sides waiting."""
+    ask = b"POST /early HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=0.6) as conn:
+        conn.sendall(ask)
+        head = conn.recv(1000)  # the body follows after 1 s
+        assert head.startswith(b"HTTP/1.1 200 OK") and head.endswith(b"\r\n\r\n"), head

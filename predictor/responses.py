@@ -23,6 +23,9 @@ from predictor.tensors import pack_bytes
 
 SCORE_METHODS = frozenset({"predict_proba", "predict_log_proba", "decision_function"})
 CLASSES_PARAM = "classes"
+# dtype kinds orjson writes straight from the array (bool, int, uint, float): the same
+# text as for ``tolist()``'s Python scalars, without a Python object per value
+_NUMPY_JSON_KINDS = frozenset("biuf")
 
 
 class _ResponseIds:
@@ -106,11 +109,21 @@ def _binary_wanted(request: InferRequest | None, name: str) -> bool:
     return params.get("binary_data_output") is True
 
 
-def _json_data(array: np.ndarray) -> list[Any]:
-    flat = array.reshape(-1)
-    if array.dtype == object:
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in flat]
-    return flat.tolist()
+def json_values(array: np.ndarray) -> Any:
+    """``array`` in a form ``orjson.dumps(..., option=OPT_SERIALIZE_NUMPY)`` writes as a
+    JSON list: numeric and boolean arrays as themselves (C-contiguous; orjson needs
+    that), anything else as nested Python lists, bytes decoded as UTF-8."""
+    if array.dtype.kind in _NUMPY_JSON_KINDS and array.ndim >= 1:
+        return np.ascontiguousarray(array)
+    if array.dtype == object and array.ndim >= 1:
+        if array.ndim > 1:
+            return [json_values(row) for row in array]
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in array]
+    return array.tolist()
+
+
+def _json_data(array: np.ndarray) -> Any:
+    return json_values(array.reshape(-1))
 
 
 def to_rest_v2(response: InferResponse, request: InferRequest | None) -> tuple[bytes, int | None]:
@@ -170,6 +183,5 @@ def to_grpc(response: InferResponse) -> pb.ModelInferResponse:
 
 def to_v1(result: Any) -> bytes:
     """``{"predictions": [...]}`` with labels, values or score rows."""
-    array = normalise(result)
-    data = array.tolist()
+    data = json_values(normalise(result))
     return orjson.dumps({"predictions": data}, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from kserve.protocol.infer_type import InferRequest, RequestedOutput
 
-from predictor.responses import build_response, to_grpc, to_rest_v2, to_v1
+from predictor.responses import build_response, json_values, to_grpc, to_rest_v2, to_v1
 from predictor.schema import ModelSchema
 from predictor.tensors import DTYPES, _unpack_bytes
 
@@ -381,3 +381,48 @@ def test_grpc_without_version() -> None:
 )
 def test_v1(result: Any, expected: list) -> None:
     assert orjson.loads(to_v1(result)) == {"predictions": expected}
+
+
+# ------------------------------------------------------------ json_values
+
+
+def _floats() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    spread = rng.standard_normal(20000) * 10.0 ** rng.integers(-300, 300, 20000)
+    special = [0.0, -0.0, 1.0, 0.1, 1e16, 1e-7, 5e-324, 1.7976931348623157e308]
+    return np.concatenate([spread, special, [np.nan, np.inf, -np.inf]])
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        _floats(),
+        np.arange(12.0).reshape(3, 4),
+        np.arange(12.0).reshape(3, 4).T,  # not C-contiguous
+        np.array([-(2**63), 2**63 - 1], dtype=np.int64),
+        np.array([2**64 - 1, 0], dtype=np.uint64),
+        np.array([[True, False]]),
+        np.zeros((0, 3)),
+    ],
+    ids=["floats", "matrix", "transposed", "int64-limits", "uint64-max", "bool", "no-rows"],
+)
+def test_numeric_arrays_serialise_as_their_python_values_do(array: np.ndarray) -> None:
+    fast = orjson.dumps(json_values(array), option=orjson.OPT_SERIALIZE_NUMPY)
+    assert fast == orjson.dumps(array.tolist())
+    assert isinstance(json_values(array), np.ndarray)  # no Python object per value
+
+
+def test_object_arrays_become_lists_with_bytes_decoded() -> None:
+    array = np.array([[b"a", "b"], ["c", b"\xff"]], dtype=object)
+    assert json_values(array) == [["a", "b"], ["c", "\ufffd"]]
+
+
+def test_v1_byte_string_labels_are_text() -> None:
+    assert orjson.loads(to_v1(np.array([b"yes", b"no"]))) == {"predictions": ["yes", "no"]}
+
+
+def test_rest_json_1000_labels_match_the_list_encoding() -> None:
+    labels = np.arange(1000, dtype=np.int64) % 3
+    body, json_length = to_rest_v2(_response({"predict": labels}), None)
+    assert json_length is None
+    assert orjson.loads(body)["outputs"][0]["data"] == labels.tolist()

@@ -28,6 +28,7 @@ from uvicorn.importer import import_from_string
 from predictor.errors import ModelLoadError
 from predictor.grpc_service import Server as GrpcServer
 from predictor.http_protocol import HeadJoiningProtocol
+from predictor.lane import InferenceLane
 from predictor.rest import Routes
 from predictor.settings import Settings
 
@@ -37,8 +38,9 @@ EXIT_LOAD_FAILED = 1
 
 
 class RestServer(RESTServer):
-    """KServe's REST server with our routes in front, no per-request timing logger, and
-    each response's head and body written together (:mod:`predictor.http_protocol`)."""
+    """KServe's REST server with our routes in front, inference POSTs answered without the
+    middleware stack (:mod:`predictor.lane`), no per-request timing logger, and each
+    response's head and body written together (:mod:`predictor.http_protocol`)."""
 
     max_request_bytes: int = 64 * 1024 * 1024
 
@@ -51,11 +53,13 @@ class RestServer(RESTServer):
 
     def create_application(self) -> None:
         app = import_from_string(APP)
-        if getattr(app.state, "predictor_routes", False):
-            return
-        super().create_application()
-        Routes(self.dataplane, self.max_request_bytes).install(app)
-        app.state.predictor_routes = True
+        if getattr(app.state, "predictor_lane", None) is None:
+            super().create_application()
+            routes = Routes(self.dataplane, self.max_request_bytes)
+            routes.install(app)
+            app.state.predictor_lane = InferenceLane(app, routes)
+        # uvicorn serves the lane: inference POSTs skip the app's middleware stack
+        self.config.app = app.state.predictor_lane
 
 
 class WorkerPool(RESTServerMultiProcess):

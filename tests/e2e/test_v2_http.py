@@ -207,3 +207,22 @@ def test_several_outputs_in_requested_order(servers):
     assert [o["name"] for o in outputs] == ["decision_function", "predict_log_proba", "predict"]
     assert outputs[0]["shape"] == [1, 3] and outputs[1]["shape"] == [1, 3]
     assert np.all(np.asarray(outputs[1]["data"]) <= 0)
+
+
+def test_the_versioned_infer_path_and_its_neighbours(servers):
+    """The versioned path is answered like the plain one; paths next to the inference
+    routes keep the app's own answers (the lane hands only exact matches to the model)."""
+    server = servers["rf"]
+    body = {"inputs": [{"name": "x", "shape": [1, 6], "datatype": "FP64", "data": [0.5] * 6}]}
+    plain = server.post("/v2/models/rf/infer", json=body)
+    versioned = server.post("/v2/models/rf/versions/1/infer", json=body)
+    assert plain.status_code == versioned.status_code == 200
+    assert versioned.json()["outputs"] == plain.json()["outputs"]
+    tensor = triton_http.InferInput("x", [1, 6], "FP64")
+    tensor.set_data_from_numpy(np.full((1, 6), 0.5))
+    result = triton(server).infer("rf", [tensor], model_version="1")
+    assert result.as_numpy("predict").tolist() == plain.json()["outputs"][0]["data"]
+    assert server.get("/v2/models/rf/infer").status_code == 405
+    assert server.post("/v2/models/rf/infer/", json=body).status_code in (307, 404)
+    missing = server.post("/v2/models/nope/versions/1/infer", json=body)
+    assert missing.status_code == 404 and "nope" in missing.json()["error"]

@@ -308,3 +308,22 @@ def test_a_forest_keeps_one_graph_for_its_labels(rf_data):
     engine = build_engine(model)
     assert _graph_of(engine._runners["predict"]) is _graph_of(engine._runners["predict_proba"])
     np.testing.assert_array_equal(engine.run("predict", x[:50]), model.predict(x[:50]))
+
+
+def test_the_graph_runs_natively_with_the_same_outputs_and_errors(iris_lr):
+    """run_raw skips InferenceSession.run's argument checks; results and errors match it."""
+    model, x = iris_lr
+    graph = _graph_of(build_engine(model)._runners["predict_proba"])
+    assert graph._run == graph.session._sess.run  # the native call, not the wrapper
+    ready = np.ascontiguousarray(x[:7], dtype=graph.input_dtype)
+    assert graph.prepare(ready) is ready  # nothing to convert: no copy
+    raw = graph.run_raw(x[:7].tolist())  # lists and other dtypes are converted first
+    wrapped = graph.session.run(None, {graph.input_name: ready})
+    assert list(raw) == [o.name for o in graph.outputs]
+    for got, want in zip(raw.values(), wrapped, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    wrong = np.ones((2, 3), dtype=graph.input_dtype)  # iris has 4 features
+    with pytest.raises(Exception, match="[Ii]nvalid|dimension") as native:
+        graph.run_raw(wrong)
+    with pytest.raises(type(native.value)):
+        graph.session.run(None, {graph.input_name: wrong})

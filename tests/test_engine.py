@@ -323,7 +323,7 @@ def test_the_graph_runs_natively_with_the_same_outputs_and_errors(iris_lr):
     for got, want in zip(raw.values(), wrapped, strict=True):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     wrong = np.ones((2, 3), dtype=graph.input_dtype)  # iris has 4 features
-    with pytest.raises(Exception, match="[Ii]nvalid|dimension") as native:
+    with pytest.raises(Exception, match=r"[Ii]nvalid|dimension") as native:
         graph.run_raw(wrong)
     with pytest.raises(type(native.value)):
         graph.session.run(None, {graph.input_name: wrong})

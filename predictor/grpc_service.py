@@ -2,7 +2,9 @@
 
 Every error is answered with the gRPC code its type carries (a client mistake is
 INVALID_ARGUMENT, an unknown model NOT_FOUND, a loading model UNAVAILABLE) and the same
-message as over REST. Responses put tensor data in ``raw_output_contents``.
+message as over REST. Responses put tensor data in ``raw_output_contents``. The common
+request (one numeric tensor) is answered by :mod:`predictor.grpc_lane` without KServe's
+request and response objects; every other request, and every error, by the general path.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.infer_type import InferRequest
 
-from predictor import metrics, responses
+from predictor import grpc_lane, metrics, responses
 from predictor.errors import ModelNotFound, ModelNotReady, PredictorError
 from predictor.rest import log_error, status_of
 from predictor.tensors import check_header
@@ -65,6 +67,9 @@ class Servicer(InferenceServicer):
         name = request.model_name
         try:
             model = self._model(name)
+            answered = await grpc_lane.answer(model, request)  # the common request, lean
+            if answered is not None:
+                return answered
             self.validate_grpc_request(request)
             for tensor in request.inputs:  # before KServe decodes contents by datatype
                 check_header(tensor.name, tensor.datatype, list(tensor.shape))

@@ -79,14 +79,11 @@ def build_response(
     outputs = []
     for method in order:
         array = normalise(results[method])
-        params: dict[str, Any] = {}
-        if method in SCORE_METHODS and schema.classes is not None and array.ndim == 2:
-            params[CLASSES_PARAM] = list(schema.classes)
         output = InferOutput(
             name=method,
             shape=list(array.shape),
             datatype=v2_datatype(array.dtype),
-            parameters=params or None,
+            parameters=output_parameters(method, array, schema),
         )
         output._data = array
         outputs.append(output)
@@ -97,6 +94,13 @@ def build_response(
         infer_outputs=outputs,
         from_grpc=request.from_grpc,
     )
+
+
+def output_parameters(method: str, array: np.ndarray, schema: ModelSchema) -> dict | None:
+    """An output's parameters: a score matrix names its columns' classes."""
+    if method in SCORE_METHODS and schema.classes is not None and array.ndim == 2:
+        return {CLASSES_PARAM: list(schema.classes)}
+    return None
 
 
 def _binary_wanted(request: InferRequest | None, name: str) -> bool:
@@ -164,21 +168,31 @@ def to_grpc(response: InferResponse) -> pb.ModelInferResponse:
         id=response.id or "",
     )
     for output in response.outputs:
-        array: np.ndarray = output._data
-        tensor = message.outputs.add(name=output.name, datatype=output.datatype)
-        tensor.shape.extend(array.shape)
-        for key, value in (output.parameters or {}).items():
-            if isinstance(value, list | dict):
-                tensor.parameters[key].string_param = orjson.dumps(value).decode()
-            elif isinstance(value, bool):
-                tensor.parameters[key].bool_param = value
-            elif isinstance(value, int):
-                tensor.parameters[key].int64_param = value
-            else:
-                tensor.parameters[key].string_param = str(value)
-        blob = pack_bytes(array) if array.dtype == object else np.ascontiguousarray(array).tobytes()
-        message.raw_output_contents.append(blob)
+        add_grpc_output(message, output.name, output.datatype, output._data, output.parameters)
     return message
+
+
+def add_grpc_output(
+    message: pb.ModelInferResponse,
+    name: str,
+    datatype: str,
+    array: np.ndarray,
+    parameters: dict[str, Any] | None,
+) -> None:
+    """Append one output tensor to ``message``, its data in ``raw_output_contents``."""
+    tensor = message.outputs.add(name=name, datatype=datatype)
+    tensor.shape.extend(array.shape)
+    for key, value in (parameters or {}).items():
+        if isinstance(value, list | dict):
+            tensor.parameters[key].string_param = orjson.dumps(value).decode()
+        elif isinstance(value, bool):
+            tensor.parameters[key].bool_param = value
+        elif isinstance(value, int):
+            tensor.parameters[key].int64_param = value
+        else:
+            tensor.parameters[key].string_param = str(value)
+    blob = pack_bytes(array) if array.dtype == object else np.ascontiguousarray(array).tobytes()
+    message.raw_output_contents.append(blob)
 
 
 def to_v1(result: Any) -> bytes:

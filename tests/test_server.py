@@ -16,7 +16,10 @@ def test_settle_heap_moves_live_objects_out_of_later_collections():
         settle_heap()
         frozen = gc.get_freeze_count()
         assert frozen > 10_000  # the interpreter, kserve, numpy ... are out of gen 2
-        assert gc.collect() >= 0 and gc.get_freeze_count() == frozen  # collections skip them
+        gc.collect()
+        # collections leave frozen objects where they are; the few a collection can still
+        # free are those only garbage referred to (finalizers of earlier tests' loops)
+        assert frozen - 100 <= gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
 

@@ -32,6 +32,8 @@ def v2_to_x(inputs: list[InferInput], schema: ModelSchema) -> X:
     if not inputs:
         raise MalformedBody("request has no inputs; send one 2-D tensor or one per feature")
     names = schema.feature_names
+    if len(inputs) == 1 and not names:  # the common request: one matrix
+        return _from_matrix(inputs[0], schema)
     given = [t.name for t in inputs]
     if len(given) != len(set(given)):
         dupes = sorted({n for n in given if given.count(n) > 1})

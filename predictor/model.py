@@ -321,9 +321,12 @@ class SklearnModel(StagedModel):
         """
         schema = self._schema()
         if isinstance(payload, InferRequest):
-            names = [o.name for o in payload.request_outputs or ()]
-            methods = list(dict.fromkeys(names)) or [self.default_output]
-            self._check_methods(methods)
+            if payload.request_outputs:
+                names = [o.name for o in payload.request_outputs]
+                methods = list(dict.fromkeys(names))
+                self._check_methods(methods)
+            else:
+                methods = [self.default_output]  # offered: checked at load
             values = sum(math.prod(t.shape) for t in payload.inputs if _is_shape(t.shape))
             if values <= OFFLOAD_VALUES:  # most requests: no coroutine, no thread
                 return Prepared(codec.v2_to_x(payload.inputs, schema), methods, payload)

@@ -191,14 +191,20 @@ def check_header(name: str, datatype: Any, shape: Any) -> None:
             f"input '{name}': datatype {brief(datatype)} is not a V2 datatype; expected one "
             f"of {', '.join(DTYPES)}"
         )
-    if (
-        not isinstance(shape, list | tuple)
-        or not shape
-        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-    ):
+    if not isinstance(shape, list | tuple) or not shape or not _dimensions(shape):
         raise InvalidTensor(
             f"input '{name}': shape must be a list of non-negative integers, got {brief(shape)}"
         )
+
+
+def _dimensions(shape: list[Any] | tuple[Any, ...]) -> bool:
+    """Whether every dimension is a non-negative int (not a bool)."""
+    for d in shape:
+        if type(d) is not int and (not isinstance(d, int) or isinstance(d, bool)):
+            return False
+        if d < 0:
+            return False
+    return True
 
 
 def to_numpy(tensor: InferInput) -> np.ndarray:

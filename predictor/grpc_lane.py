@@ -15,8 +15,8 @@ The lane never answers with an error of its own: a request it does not take in f
 anything else, or anything wrong (a size that does not add up, NaN for a model that
 cannot take it, an unknown output, more values than are decoded on the loop) — returns
 ``None``, and the general path answers it, with its checks and messages. A model whose
-class overrides ``preprocess``, ``predict`` or ``postprocess`` always gets the general
-path, so the override runs.
+class or instance replaces ``__call__``, ``preprocess``, ``predict`` or ``postprocess``
+always gets the general path, so the override runs.
 """
 
 from __future__ import annotations
@@ -34,21 +34,20 @@ from predictor.tensors import DTYPES, MAX_NAME
 
 # datatype -> the InferTensorContents field holding it
 CONTENTS = {"FP64": "fp64_contents", "FP32": "fp32_contents"}
-_STAGES = ("preprocess", "predict", "postprocess")
+_OWN = frozenset({"__call__", "preprocess", "predict", "postprocess"})
 _ALL = np.logical_and.reduce
 
 
-_TAKEN: dict[type, bool] = {}
-
-
-def _takes(cls: type) -> bool:
-    """Whether instances of ``cls`` run SklearnModel's own three stages."""
-    taken = _TAKEN.get(cls)
-    if taken is None:
-        taken = _TAKEN[cls] = issubclass(cls, SklearnModel) and all(
-            getattr(cls, stage) is getattr(SklearnModel, stage) for stage in _STAGES
-        )
-    return taken
+def _takes(model: Any) -> bool:
+    """Whether ``model`` runs SklearnModel's own ``__call__`` and three stages: neither
+    its class nor the instance replaces one (an override must run, as over REST)."""
+    cls = type(model)
+    if cls is not SklearnModel and not (
+        issubclass(cls, SklearnModel)
+        and all(getattr(cls, name) is getattr(SklearnModel, name) for name in _OWN)
+    ):
+        return False
+    return _OWN.isdisjoint(vars(model))
 
 
 async def answer(model: Any, request: pb.ModelInferRequest) -> pb.ModelInferResponse | None:
@@ -64,7 +63,7 @@ async def answer(model: Any, request: pb.ModelInferRequest) -> pb.ModelInferResp
     Raises:
         PredictorError: from ``predict`` (the estimator refused the rows, or failed).
     """
-    if not _takes(type(model)):
+    if not _takes(model):
         return None
     clock = time.perf_counter
     start = clock()

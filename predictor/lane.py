@@ -24,6 +24,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from predictor.rest import unexpected_error
+
 # as Starlette compiles "{model_name}": one or more characters other than "/"
 V2_INFER = re.compile(
     r"/v2/models/(?P<model_name>[^/]+)(?:/versions/(?P<model_version>[^/]+))?/infer"
@@ -59,7 +61,11 @@ class InferenceLane:
         if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = self._match(scope)
             if endpoint is not None:
-                response = await endpoint(Request(scope, receive, send))
+                request = Request(scope, receive, send)
+                try:
+                    response = await endpoint(request)
+                except Exception as err:  # the endpoints answer their own errors; not this
+                    response = await unexpected_error(request, err)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -182,7 +182,7 @@ class Routes:
         ]
         app.router.routes[0:0] = ours
         app.add_exception_handler(RequestValidationError, _validation_error)
-        app.add_exception_handler(Exception, _unexpected_error)
+        app.add_exception_handler(Exception, unexpected_error)
 
 
 async def _validation_error(request: Request, err: Exception) -> Response:
@@ -193,7 +193,8 @@ async def _validation_error(request: Request, err: Exception) -> Response:
     return json_response({"error": message}, 400)
 
 
-async def _unexpected_error(request: Request, err: Exception) -> Response:
+async def unexpected_error(request: Request, err: Exception) -> Response:
+    """A JSON error for an exception no endpoint handled (status from its type)."""
     status, message = status_of(err)
     log_error(err, status, message, path=request.url.path)
     return json_response({"error": message}, status)

@@ -124,6 +124,15 @@ DECLINED = {
         m.inputs[0].ClearField("contents"),
         m.raw_input_contents.append(ROWS.tobytes()[:-8]),
     ),
+    "negative-rows": lambda m: (
+        m.inputs[0].shape.__setitem__(0, -5),
+        m.inputs[0].contents.fp64_contents.__delitem__(slice(None)),
+    ),
+    "no-rows-raw": lambda m: (
+        m.inputs[0].shape.__setitem__(0, 0),
+        m.inputs[0].ClearField("contents"),
+        m.raw_input_contents.append(b""),
+    ),
     "two-raw": lambda m: (
         m.inputs[0].ClearField("contents"),
         m.raw_input_contents.extend([ROWS.tobytes(), ROWS.tobytes()]),
@@ -184,6 +193,36 @@ def test_a_subclass_with_its_own_stage_goes_the_general_way(tmp_path: Path) -> N
     models.write_joblib(models.random_forest(), tmp_path)
     model = Doubling(Settings(model_dir=tmp_path, model_name="rf"))
     assert model.load()
+    assert lane(model, request()) is None
+
+
+def test_a_subclass_with_its_own_call_goes_the_general_way(tmp_path: Path) -> None:
+    seen = []
+
+    class Audited(SklearnModel):
+        async def __call__(self, body, headers=None, verb=None):  # type: ignore[override]
+            seen.append(body)
+            return await super().__call__(body, headers)
+
+    models.write_joblib(models.random_forest(), tmp_path)
+    model = Audited(Settings(model_dir=tmp_path, model_name="rf"))
+    assert model.load()
+    assert lane(model, request()) is None
+
+
+def test_a_stage_replaced_on_the_instance_goes_the_general_way(tmp_path: Path) -> None:
+    models.write_joblib(models.random_forest(), tmp_path)
+    model = SklearnModel(Settings(model_dir=tmp_path, model_name="rf"))
+    assert model.load()
+    assert lane(model, request()) is not None
+    original = model.preprocess
+
+    async def doubled(payload, headers=None):
+        prepared = await original(payload, headers)
+        prepared.x = prepared.x * 2
+        return prepared
+
+    model.preprocess = doubled  # type: ignore[method-assign]
     assert lane(model, request()) is None
 
 

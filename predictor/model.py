@@ -269,6 +269,7 @@ class SklearnModel(StagedModel):
                 self._run_methods,
                 max_batch_size=self.settings.max_batch_size,
                 max_latency_us=self.settings.max_latency_us,
+                idle_wait_us=self.settings.idle_wait_us,
                 inline=self.inline,
             )
         return self.batcher

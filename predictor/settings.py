@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     max_latency_us: int = Field(
         2000, ge=0, description="Longest a request waits for others to join its batch (µs)."
     )
+    idle_wait_us: int = Field(
+        200,
+        ge=0,
+        description="Longest a batch on the event loop waits through a moment of idleness "
+        "for the next request, while such waits have been paying off (µs); 0: never.",
+    )
     inline_max_us: int = Field(
         300,
         ge=0,

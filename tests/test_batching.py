@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 
@@ -497,3 +498,132 @@ def test_a_lone_request_whose_engine_call_fails_gets_the_error_and_the_batcher_s
         return later
 
     assert asyncio.run(main())["id"].tolist() == [2.0]
+
+
+def test_a_request_finding_io_waiting_on_the_loop_takes_the_end_of_pass_flush():
+    # a gRPC call signalled by grpc's poller thread, or a REST request on a socket, may
+    # join: the request does not run at once
+    rec = TaskRecorder()
+    a, b = socket.socketpair()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.add_reader(a, lambda: a.recv(16))
+        bt = Batcher(rec, max_batch_size=64, max_latency_us=2_000_000, inline=lambda k, n: True)
+        b.send(b"x")
+        out = await bt.submit(("predict",), rows(4))
+        loop.remove_reader(a)
+        await bt.close()
+        return out
+
+    try:
+        out = asyncio.run(main())
+    finally:
+        a.close()
+        b.close()
+    assert rec.tasks == [None]
+    assert out["id"].tolist() == [4.0]
+
+
+def _arrivals(idle_wait_us: int, gap_s: float = 0.001, n: int = 10):
+    """Two requests in one loop pass, then one every ``gap_s`` from another thread (the
+    loop idles in between); returns the engine calls and each request's output."""
+    rec = Recorder()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        b = Batcher(
+            rec,
+            max_batch_size=64,
+            max_latency_us=2_000_000,
+            inline=lambda k, n: True,
+            idle_wait_us=idle_wait_us,
+        )
+        futures = []
+
+        def arrive(i):
+            futures.append(asyncio.ensure_future(b.submit(("predict",), rows(i))))
+
+        def feed():
+            for i in range(2, n):
+                time.sleep(gap_s)
+                loop.call_soon_threadsafe(arrive, i)
+
+        arrive(0)
+        arrive(1)
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        while len(futures) < n:
+            await asyncio.sleep(0.0005)
+        outs = await asyncio.gather(*futures)
+        feeder.join()
+        await b.close()
+        return outs
+
+    outs = asyncio.run(main())
+    assert [o["id"].tolist() for o in outs] == [[float(i)] for i in range(n)]
+    return rec.calls
+
+
+def test_an_open_batch_waits_through_idle_moments_while_requests_keep_coming():
+    calls = _arrivals(idle_wait_us=200_000)
+    assert sum(n for _, n in calls) == 10
+    assert len(calls) <= 2, calls  # ten requests 1 ms apart: one engine call
+
+
+def test_without_the_idle_wait_an_open_batch_runs_at_the_first_idle_moment():
+    calls = _arrivals(idle_wait_us=0)
+    assert len(calls) >= 8, calls  # the first two together, then each alone
+
+
+def test_an_idle_wait_stays_within_max_latency():
+    rec = Recorder()
+
+    async def main():
+        b = Batcher(
+            rec,
+            max_batch_size=64,
+            max_latency_us=30_000,
+            inline=lambda k, n: True,
+            idle_wait_us=5_000_000,
+        )
+        t0 = time.monotonic()
+        outs = await asyncio.gather(
+            b.submit(("predict",), rows(1)), b.submit(("predict",), rows(2))
+        )
+        waited = time.monotonic() - t0
+        await b.close()
+        return outs, waited
+
+    outs, waited = asyncio.run(main())
+    assert [o["id"].tolist() for o in outs] == [[1.0], [2.0]]
+    assert rec.calls == [(("predict",), 2)]
+    assert 0.02 <= waited < 1.0, f"waited {waited:.3f}s (max_latency 30 ms, idle wait 5 s)"
+
+
+def test_idle_waits_that_do_not_pay_stop_being_made():
+    # two clients, both in every batch: each wait for a third request is lost time
+    rec = Recorder()
+
+    async def main():
+        b = Batcher(
+            rec,
+            max_batch_size=64,
+            max_latency_us=2_000_000,
+            inline=lambda k, n: True,
+            idle_wait_us=50_000,
+        )
+        took = []
+        for i in range(8):
+            t0 = time.monotonic()
+            await asyncio.gather(
+                b.submit(("predict",), rows(i)), b.submit(("predict",), rows(i + 100))
+            )
+            took.append(time.monotonic() - t0)
+        await b.close()
+        return took
+
+    took = asyncio.run(main())
+    assert all(n == 2 for _, n in rec.calls) and len(rec.calls) == 8
+    assert min(took[:2]) >= 0.05  # the first pairs wait the whole 50 ms
+    assert max(took[3:]) < 0.025, took  # then they run at once

@@ -113,6 +113,19 @@ def test_cheap_engine_calls_run_on_the_event_loop_thread(tmp_path):
     assert threads == ["MainThread"]
 
 
+@pytest.mark.parametrize("idle_wait_us", [0, 750])
+def test_the_batcher_gets_the_batching_settings(tmp_path, idle_wait_us):
+    models.write_joblib(models.random_forest(), tmp_path)
+    model = loaded(tmp_path, max_batch_size=8, max_latency_us=900, idle_wait_us=idle_wait_us)
+
+    async def made():
+        return model._get_batcher()
+
+    batcher = asyncio.run(made())
+    assert (batcher.max_batch_size, batcher.max_latency_s) == (8, 0.0009)
+    assert batcher._idle.limit_s == idle_wait_us / 1e6
+
+
 @pytest.mark.parametrize("case", ["slow-model", "inline-off"])
 def test_slow_calls_and_inline_off_run_in_a_worker_thread(tmp_path, case):
     import threading

@@ -32,6 +32,7 @@ def test_defaults_without_flags_or_env() -> None:
     assert settings.engine == "auto"
     assert settings.batching is True
     assert (settings.max_batch_size, settings.max_latency_us) == (64, 2000)
+    assert (settings.idle_wait_us, settings.inline_max_us) == (200, 300)
     assert (settings.http_port, settings.grpc_port, settings.enable_grpc) == (8080, 8081, True)
     assert (settings.workers, settings.max_threads, settings.max_asyncio_workers) == (1, 4, None)
     assert settings.grpc_max_message_bytes == 64 * 1024 * 1024
@@ -44,11 +45,12 @@ def test_defaults_without_flags_or_env() -> None:
         ("model_name", "from-env", "from-flag", "from-env", "from-flag"),
         ("model_dir", "/env/models", "/flag/models", Path("/env/models"), Path("/flag/models")),
         ("max_batch_size", "8", "16", 8, 16),
+        ("idle_wait_us", "0", "500", 0, 500),
         ("engine", "onnx", "sklearn", "onnx", "sklearn"),
         ("batching", "false", "true", False, True),
         ("log_level", "debug", "warning", "DEBUG", "WARNING"),
     ],
-    ids=["str", "path", "int", "literal", "bool", "log_level"],
+    ids=["str", "path", "int", "idle_wait", "literal", "bool", "log_level"],
 )
 def test_env_beats_default_and_flag_beats_env(
     monkeypatch: pytest.MonkeyPatch,
@@ -150,6 +152,7 @@ def test_bool_parsing(monkeypatch: pytest.MonkeyPatch, text: str, expected: bool
         (["--batching", "maybe"], "batching", "valid boolean"),
         (["--workers", "two"], "workers", "valid integer"),
         (["--grpc_max_message_bytes", "100"], "grpc_max_message_bytes", "1024"),
+        (["--idle_wait_us", "-5"], "idle_wait_us", "greater than or equal to 0"),
     ],
     ids=[
         "engine",
@@ -162,6 +165,7 @@ def test_bool_parsing(monkeypatch: pytest.MonkeyPatch, text: str, expected: bool
         "bool",
         "int",
         "grpc-min",
+        "idle-wait-negative",
     ],
 )
 def test_invalid_values_are_rejected_naming_the_field(

@@ -192,6 +192,8 @@ def test_engine_and_batching_values_become_env(helm: Path) -> None:
         "--set",
         "predictor.batching.inlineMaxUs=0",
         "--set",
+        "predictor.batching.idleWaitUs=0",
+        "--set",
         "model.sha256=" + "a" * 64,
         "--set",
         "extraEnv[0].name=FOO",
@@ -203,6 +205,7 @@ def test_engine_and_batching_values_become_env(helm: Path) -> None:
     assert env["PREDICTOR_BATCHING"] == "true"
     assert env["PREDICTOR_MAX_BATCH_SIZE"] == "16"
     assert env["PREDICTOR_INLINE_MAX_US"] == "0"
+    assert env["PREDICTOR_IDLE_WAIT_US"] == "0"
     assert env["PREDICTOR_MODEL_SHA256"] == "a" * 64
     assert env["FOO"] == "bar"
 

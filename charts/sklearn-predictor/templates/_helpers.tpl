@@ -112,6 +112,8 @@ PREDICTOR_* environment of the predictor container.
   value: {{ .Values.predictor.batching.maxBatchSize | quote }}
 - name: PREDICTOR_MAX_LATENCY_US
   value: {{ .Values.predictor.batching.maxLatencyUs | quote }}
+- name: PREDICTOR_IDLE_WAIT_US
+  value: {{ .Values.predictor.batching.idleWaitUs | quote }}
 - name: PREDICTOR_INLINE_MAX_US
   value: {{ .Values.predictor.batching.inlineMaxUs | quote }}
 {{- with .Values.model.sha256 }}

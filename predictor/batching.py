@@ -10,13 +10,14 @@ dynamic batcher:
   the loop (no ready callback, no I/O waiting: ``predictor.idle``) and nothing queued
   for its key runs at once, on the loop, without a wake-up (so does a cheap request of
   ``max_batch_size`` rows or more: it would run alone); otherwise a cheap request is run
-  on the loop once the loop has nothing else to do, together with every request that
-  reached the batcher by then (no timer, no thread hand-off); while other work is there
-  (gRPC hands calls over one per loop pass) the flush waits for it, and while recent
-  waits paid off it also waits through moments of idleness, up to ``idle_wait_us``
-  each (``predictor.idle.IdleWait``), all within ``max_latency_us`` of the oldest
-  request; any other request that arrives while fewer than ``max_concurrency`` batches
-  are in flight is sent to a worker thread at once;
+  on the loop, together with the requests that join it (no timer, no thread hand-off):
+  it waits while the loop has other work (gRPC hands calls over one per loop pass), and
+  through a moment of idleness until a request joins or ``idle_wait_us`` passes, but
+  only while recent idle waits were joined in time (``predictor.idle.IdleWait``);
+  otherwise it runs at the first idle moment; always by the time it is full or its
+  oldest request has waited ``max_latency_us``; any other request that arrives while
+  fewer than ``max_concurrency`` batches are in flight is sent to a worker thread at
+  once;
 * otherwise it queues; queued requests go out together as soon as a batch finishes, or
   once ``max_batch_size`` rows are waiting, or when the oldest has waited
   ``max_latency_us`` (then the batch is dispatched even though the engine is busy);
@@ -30,6 +31,7 @@ import asyncio
 import collections
 import concurrent.futures
 import functools
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -38,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from predictor.idle import IdleWait, has_work
+
+log = logging.getLogger("predictor.batching")
 
 Key = tuple[str, ...]
 RunFn = Callable[[Key, Any], dict[str, np.ndarray]]
@@ -89,7 +93,7 @@ class Batcher:
         executor: concurrent.futures.Executor | None = None,
         max_concurrency: int = 1,
         inline: InlineFn | None = None,
-        idle_wait_us: int = 0,
+        idle_wait_us: int = 200,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
@@ -131,7 +135,7 @@ class Batcher:
         key = tuple(key)
         rows = _rows(X)
         if self._run_now(loop, key, rows):
-            # Alone (nothing else ready on the loop, nothing queued for this key), or a
+            # Alone (nothing for the loop to do, nothing queued for this key), or a
             # full batch by itself: no one can join it, so it runs here without a wait.
             self.requests += 1
             self.batches += 1
@@ -162,6 +166,7 @@ class Batcher:
         for handle in self._soon.values():
             handle.cancel()
         self._soon.clear()
+        self._idle.forget()
         for key in list(self._queues):
             while self._queues.get(key):
                 self._dispatch(key)
@@ -226,18 +231,18 @@ class Batcher:
         self._soon.pop(key, None)
         queue = self._queues.get(key)
         if not queue:
+            self._idle.forget(key)
             return
         if (
             self._queued_rows[key] < self.max_batch_size
             and time.monotonic() - queue[0].enqueued < self.max_latency_s
             and self._waits(key)
         ):
-            # other work is ready on the loop (e.g. gRPC calls arriving one per pass), or
-            # the loop is idle for a moment between them: let more reach the batcher first
+            # requests keep joining (gRPC calls arrive one per loop pass): let more in
             assert self._loop is not None
             self._soon[key] = self._loop.call_soon(self._flush_inline, key)
             return
-        self._idle.end(key)
+        self._idle.end(key, len(queue))
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -264,7 +269,7 @@ class Batcher:
         """Whether a request can run on the loop at once, as a batch of its own."""
         if self._inline is None or key in self._soon or self._queues.get(key):
             return False
-        if rows < self.max_batch_size and has_work(loop) is not False:
+        if rows < self.max_batch_size and has_work(loop, own=len(self._soon)) is not False:
             return False  # others may join: the end-of-pass flush (uvloop: always)
         return self._inline(key, rows)
 
@@ -272,13 +277,15 @@ class Batcher:
         """Whether the inline batch for ``key`` waits another loop pass for more requests."""
         if self.max_latency_s <= 0:
             return False
-        work = has_work(self._loop)
-        if work is None:  # uvloop: no way to tell, so no wait
+        try:
+            work = has_work(self._loop, own=len(self._soon))  # other keys' flushes: not work
+            if work is None:  # uvloop: no way to tell, so no wait
+                return False
+            return self._idle.waits(key, len(self._queues[key]), time.monotonic(), work)
+        except Exception:  # never strand a batch over the check: run it
+            log.exception("batching: checking the event loop failed; running the batch")
+            self._idle.forget(key)
             return False
-        if work:
-            self._idle.busy(key)
-            return True
-        return self._idle.wait(key, time.monotonic())
 
     def _start(self, key: Key, batch: list[_Pending]) -> None:
         """Run ``batch`` in a worker thread."""

@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     idle_wait_us: int = Field(
         200,
         ge=0,
-        description="Longest a batch on the event loop waits through a moment of idleness "
-        "for the next request, while such waits have been paying off (µs); 0: never.",
+        description="Most idle time a batch on the event loop spends waiting for more "
+        "requests, while such waits keep gaining requests (µs); 0: never.",
     )
     inline_max_us: int = Field(
         300,

@@ -525,9 +525,10 @@ def test_a_request_finding_io_waiting_on_the_loop_takes_the_end_of_pass_flush():
     assert out["id"].tolist() == [4.0]
 
 
-def _arrivals(idle_wait_us: int, gap_s: float = 0.001, n: int = 10):
-    """Two requests in one loop pass, then one every ``gap_s`` from another thread (the
-    loop idles in between); returns the engine calls and each request's output."""
+def _arrivals(idle_wait_us: int, *, one_at_a_time: bool, n: int = 10):
+    """Two requests in one loop pass, then the rest one by one from another thread, ~1 ms
+    apart (the loop idles in between) or each after the previous one's answer; returns
+    the engine calls."""
     rec = Recorder()
 
     async def main():
@@ -540,21 +541,28 @@ def _arrivals(idle_wait_us: int, gap_s: float = 0.001, n: int = 10):
             idle_wait_us=idle_wait_us,
         )
         futures = []
+        answered = [threading.Event() for _ in range(n)]
+        all_in = asyncio.Event()
 
         def arrive(i):
-            futures.append(asyncio.ensure_future(b.submit(("predict",), rows(i))))
+            fut = asyncio.ensure_future(b.submit(("predict",), rows(i)))
+            fut.add_done_callback(lambda _: answered[i].set())
+            futures.append(fut)
+            if len(futures) == n:
+                all_in.set()
 
         def feed():
             for i in range(2, n):
-                time.sleep(gap_s)
+                if one_at_a_time:
+                    answered[i - 1].wait(10)
+                time.sleep(0.001)
                 loop.call_soon_threadsafe(arrive, i)
 
         arrive(0)
         arrive(1)
         feeder = threading.Thread(target=feed)
         feeder.start()
-        while len(futures) < n:
-            await asyncio.sleep(0.0005)
+        await all_in.wait()
         outs = await asyncio.gather(*futures)
         feeder.join()
         await b.close()
@@ -565,15 +573,15 @@ def _arrivals(idle_wait_us: int, gap_s: float = 0.001, n: int = 10):
     return rec.calls
 
 
-def test_an_open_batch_waits_through_idle_moments_while_requests_keep_coming():
-    calls = _arrivals(idle_wait_us=200_000)
+def test_an_open_batch_waits_through_idle_moments_while_requests_keep_joining():
+    calls = _arrivals(idle_wait_us=500_000, one_at_a_time=False)
     assert sum(n for _, n in calls) == 10
-    assert len(calls) <= 2, calls  # ten requests 1 ms apart: one engine call
+    assert len(calls) <= 2, calls  # ten requests ~1 ms apart: one engine call
 
 
-def test_without_the_idle_wait_an_open_batch_runs_at_the_first_idle_moment():
-    calls = _arrivals(idle_wait_us=0)
-    assert len(calls) >= 8, calls  # the first two together, then each alone
+def test_without_the_idle_wait_a_batch_runs_at_the_first_idle_moment():
+    calls = _arrivals(idle_wait_us=0, one_at_a_time=True)
+    assert calls == [(("predict",), 2)] + [(("predict",), 1)] * 8
 
 
 def test_an_idle_wait_stays_within_max_latency():
@@ -601,8 +609,9 @@ def test_an_idle_wait_stays_within_max_latency():
     assert 0.02 <= waited < 1.0, f"waited {waited:.3f}s (max_latency 30 ms, idle wait 5 s)"
 
 
-def test_idle_waits_that_do_not_pay_stop_being_made():
-    # two clients, both in every batch: each wait for a third request is lost time
+def _pairs(count: int, idle_wait_us: int, background=None):
+    """``count`` rounds of two requests submitted together; per-round seconds, the calls
+    and the batcher's ``IdleWait``."""
     rec = Recorder()
 
     async def main():
@@ -611,19 +620,120 @@ def test_idle_waits_that_do_not_pay_stop_being_made():
             max_batch_size=64,
             max_latency_us=2_000_000,
             inline=lambda k, n: True,
-            idle_wait_us=50_000,
+            idle_wait_us=idle_wait_us,
         )
+        stop = background(asyncio.get_running_loop()) if background else None
         took = []
-        for i in range(8):
+        for i in range(count):
             t0 = time.monotonic()
             await asyncio.gather(
                 b.submit(("predict",), rows(i)), b.submit(("predict",), rows(i + 100))
             )
             took.append(time.monotonic() - t0)
+        if stop:
+            stop()
+        await b.close()
+        return took, b._idle
+
+    took, idle = asyncio.run(main())
+    return took, rec.calls, idle
+
+
+def test_idle_waits_nobody_joins_stop_being_made():
+    # two clients, both in every batch: each wait for a third request is lost time
+    took, calls, idle = _pairs(8, idle_wait_us=100_000)
+    assert calls == [(("predict",), 2)] * 8
+    assert took[0] >= 0.1  # the first pair waits out the whole 100 ms for nobody
+    assert max(took[1:]) < 0.09, took  # then they run at the first idle moment
+    assert not idle.worth_it
+
+
+def test_other_work_now_and_then_neither_holds_a_batch_nor_counts_as_gain():
+    def ticks(loop):  # work reaching the loop every 0.5 ms, idle in between
+        stop = threading.Event()
+
+        def tick():
+            while not stop.wait(0.0005):
+                loop.call_soon_threadsafe(lambda: None)
+
+        threading.Thread(target=tick, daemon=True).start()
+        return stop.set
+
+    took, calls, idle = _pairs(4, idle_wait_us=20_000, background=ticks)
+    assert calls == [(("predict",), 2)] * 4
+    assert max(took) < 1.0, took  # the idle wait ends it, not max_latency (2 s)
+    assert idle.gain < 1.0 and not idle.worth_it  # nobody joined: no gain
+
+
+def test_a_loop_that_never_idles_holds_a_batch_at_most_max_latency():
+    rec = Recorder()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        b = Batcher(rec, max_batch_size=64, max_latency_us=50_000, inline=lambda k, n: True)
+        running = [True]
+
+        def again():  # a callback ready on every loop pass
+            if running[0]:
+                loop.call_soon(again)
+
+        loop.call_soon(again)
+        t0 = time.monotonic()
+        await asyncio.gather(b.submit(("predict",), rows(1)), b.submit(("predict",), rows(2)))
+        took = time.monotonic() - t0
+        running[0] = False
         await b.close()
         return took
 
     took = asyncio.run(main())
-    assert all(n == 2 for _, n in rec.calls) and len(rec.calls) == 8
-    assert min(took[:2]) >= 0.05  # the first pairs wait the whole 50 ms
-    assert max(took[3:]) < 0.025, took  # then they run at once
+    assert rec.calls == [(("predict",), 2)]
+    assert 0.05 <= took < 1.0, took
+
+
+def test_two_open_batches_do_not_hold_each_other_open():
+    rec = Recorder()
+
+    async def main():
+        b = Batcher(
+            rec,
+            max_batch_size=64,
+            max_latency_us=2_000_000,
+            inline=lambda k, n: True,
+            idle_wait_us=20_000,
+        )
+        t0 = time.monotonic()
+        outs = await asyncio.gather(
+            b.submit(("predict",), rows(1)), b.submit(("predict_proba",), rows(2))
+        )
+        took = time.monotonic() - t0
+        await b.close()
+        return outs, took
+
+    outs, took = asyncio.run(main())
+    assert sorted(rec.calls) == [(("predict",), 1), (("predict_proba",), 1)]
+    assert [o["id"].tolist() for o in outs] == [[1.0], [2.0]]
+    assert took < 1.0, f"{took:.3f}s: each batch's flush kept the other's open"
+
+
+def test_a_failing_loop_check_runs_the_batch_instead_of_stranding_it(monkeypatch):
+    import predictor.batching as batching
+
+    rec = Recorder()
+    calls = {"n": 0}
+
+    def broken(loop, own=0):
+        calls["n"] += 1
+        if calls["n"] > 1:  # the request's own check passes, the flush's check fails
+            raise OSError("epoll went away")
+        return True
+
+    monkeypatch.setattr(batching, "has_work", broken)
+
+    async def main():
+        b = Batcher(rec, max_batch_size=64, max_latency_us=2_000_000, inline=lambda k, n: True)
+        out = await asyncio.wait_for(b.submit(("predict",), rows(7)), 5)
+        await b.close()
+        return out
+
+    assert asyncio.run(main())["id"].tolist() == [7.0]
+    assert rec.calls == [(("predict",), 1)]

@@ -525,6 +525,12 @@ def test_a_request_finding_io_waiting_on_the_loop_takes_the_end_of_pass_flush():
     assert out["id"].tolist() == [4.0]
 
 
+def _inline_batcher(run, **options) -> Batcher:
+    """A batcher whose calls all run on the loop; 64 rows, 2 s max_latency by default."""
+    options = {"max_batch_size": 64, "max_latency_us": 2_000_000, **options}
+    return Batcher(run, inline=lambda k, n: True, **options)
+
+
 def _arrivals(idle_wait_us: int, *, one_at_a_time: bool, n: int = 10):
     """Two requests in one loop pass, then the rest one by one from another thread, ~1 ms
     apart (the loop idles in between) or each after the previous one's answer; returns
@@ -533,13 +539,7 @@ def _arrivals(idle_wait_us: int, *, one_at_a_time: bool, n: int = 10):
 
     async def main():
         loop = asyncio.get_running_loop()
-        b = Batcher(
-            rec,
-            max_batch_size=64,
-            max_latency_us=2_000_000,
-            inline=lambda k, n: True,
-            idle_wait_us=idle_wait_us,
-        )
+        b = _inline_batcher(rec, idle_wait_us=idle_wait_us)
         futures = []
         answered = [threading.Event() for _ in range(n)]
         all_in = asyncio.Event()
@@ -584,29 +584,43 @@ def test_without_the_idle_wait_a_batch_runs_at_the_first_idle_moment():
     assert calls == [(("predict",), 2)] + [(("predict",), 1)] * 8
 
 
-def test_an_idle_wait_stays_within_max_latency():
+def _together(keys, background=None, **options):
+    """One request per key, submitted together to a fresh batcher (inline, 2 s
+    max_latency unless ``options`` say otherwise); the outputs, seconds and calls."""
     rec = Recorder()
 
     async def main():
-        b = Batcher(
-            rec,
-            max_batch_size=64,
-            max_latency_us=30_000,
-            inline=lambda k, n: True,
-            idle_wait_us=5_000_000,
-        )
+        b = _inline_batcher(rec, **options)
+        stop = background(asyncio.get_running_loop()) if background else None
         t0 = time.monotonic()
-        outs = await asyncio.gather(
-            b.submit(("predict",), rows(1)), b.submit(("predict",), rows(2))
-        )
-        waited = time.monotonic() - t0
+        outs = await asyncio.gather(*(b.submit((k,), rows(i + 1)) for i, k in enumerate(keys)))
+        took = time.monotonic() - t0
+        if stop:
+            stop()
         await b.close()
-        return outs, waited
+        return outs, took
 
-    outs, waited = asyncio.run(main())
-    assert [o["id"].tolist() for o in outs] == [[1.0], [2.0]]
-    assert rec.calls == [(("predict",), 2)]
-    assert 0.02 <= waited < 1.0, f"waited {waited:.3f}s (max_latency 30 ms, idle wait 5 s)"
+    outs, took = asyncio.run(main())
+    assert [o["id"].tolist() for o in outs] == [[float(i + 1)] for i in range(len(keys))]
+    return took, sorted(rec.calls)
+
+
+def _spin(loop):
+    """A callback ready on every loop pass until the returned function is called."""
+    running = [True]
+
+    def again():
+        if running[0]:
+            loop.call_soon(again)
+
+    loop.call_soon(again)
+    return lambda: running.__setitem__(0, False)
+
+
+def test_an_idle_wait_stays_within_max_latency():
+    took, calls = _together(["predict"] * 2, max_latency_us=30_000, idle_wait_us=5_000_000)
+    assert calls == [(("predict",), 2)]
+    assert 0.02 <= took < 1.0, f"waited {took:.3f}s (max_latency 30 ms, idle wait 5 s)"
 
 
 def _pairs(count: int, idle_wait_us: int, background=None):
@@ -615,13 +629,7 @@ def _pairs(count: int, idle_wait_us: int, background=None):
     rec = Recorder()
 
     async def main():
-        b = Batcher(
-            rec,
-            max_batch_size=64,
-            max_latency_us=2_000_000,
-            inline=lambda k, n: True,
-            idle_wait_us=idle_wait_us,
-        )
+        b = _inline_batcher(rec, idle_wait_us=idle_wait_us)
         stop = background(asyncio.get_running_loop()) if background else None
         took = []
         for i in range(count):
@@ -666,52 +674,14 @@ def test_other_work_now_and_then_neither_holds_a_batch_nor_counts_as_gain():
 
 
 def test_a_loop_that_never_idles_holds_a_batch_at_most_max_latency():
-    rec = Recorder()
-
-    async def main():
-        loop = asyncio.get_running_loop()
-        b = Batcher(rec, max_batch_size=64, max_latency_us=50_000, inline=lambda k, n: True)
-        running = [True]
-
-        def again():  # a callback ready on every loop pass
-            if running[0]:
-                loop.call_soon(again)
-
-        loop.call_soon(again)
-        t0 = time.monotonic()
-        await asyncio.gather(b.submit(("predict",), rows(1)), b.submit(("predict",), rows(2)))
-        took = time.monotonic() - t0
-        running[0] = False
-        await b.close()
-        return took
-
-    took = asyncio.run(main())
-    assert rec.calls == [(("predict",), 2)]
+    took, calls = _together(["predict"] * 2, background=_spin, max_latency_us=50_000)
+    assert calls == [(("predict",), 2)]
     assert 0.05 <= took < 1.0, took
 
 
 def test_two_open_batches_do_not_hold_each_other_open():
-    rec = Recorder()
-
-    async def main():
-        b = Batcher(
-            rec,
-            max_batch_size=64,
-            max_latency_us=2_000_000,
-            inline=lambda k, n: True,
-            idle_wait_us=20_000,
-        )
-        t0 = time.monotonic()
-        outs = await asyncio.gather(
-            b.submit(("predict",), rows(1)), b.submit(("predict_proba",), rows(2))
-        )
-        took = time.monotonic() - t0
-        await b.close()
-        return outs, took
-
-    outs, took = asyncio.run(main())
-    assert sorted(rec.calls) == [(("predict",), 1), (("predict_proba",), 1)]
-    assert [o["id"].tolist() for o in outs] == [[1.0], [2.0]]
+    took, calls = _together(["predict", "predict_proba"], idle_wait_us=20_000)
+    assert calls == [(("predict",), 1), (("predict_proba",), 1)]
     assert took < 1.0, f"{took:.3f}s: each batch's flush kept the other's open"
 
 

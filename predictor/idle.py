@@ -21,13 +21,14 @@ from collections.abc import Hashable
 from typing import Any
 
 
-def has_work(loop: Any, own: int = 0) -> bool | None:
+def has_work(loop: Any, own: int = 0, io: bool = True) -> bool | None:
     """Whether ``loop`` has work besides the running callback.
 
     Args:
         loop: The running event loop.
         own: How many of the ready callbacks are the caller's own (a batcher's pending
             flushes of other keys), not counted as work.
+        io: Whether to poll the selector for I/O waiting too (a system call).
 
     Returns:
         True when other callbacks are ready to run or I/O is waiting on the loop's
@@ -40,6 +41,8 @@ def has_work(loop: Any, own: int = 0) -> bool | None:
         return None
     if len(ready) > own:
         return True
+    if not io:
+        return False
     selector = getattr(loop, "_selector", None)  # Windows' proactor loop: not a selector
     return isinstance(selector, selectors.BaseSelector) and bool(selector.select(0))
 

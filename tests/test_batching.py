@@ -500,28 +500,69 @@ def test_a_lone_request_whose_engine_call_fails_gets_the_error_and_the_batcher_s
     assert asyncio.run(main())["id"].tolist() == [2.0]
 
 
-def test_a_request_finding_io_waiting_on_the_loop_takes_the_end_of_pass_flush():
-    # a gRPC call signalled by grpc's poller thread, or a REST request on a socket, may
-    # join: the request does not run at once
+def test_an_open_batch_waits_for_io_waiting_on_the_loop():
+    # bytes on a socket whose reader submits a third request (a REST request on its way,
+    # or a gRPC call grpc's poller thread signalled): the open batch takes it in
+    a, b = socket.socketpair()
+    a.setblocking(False)
+
+    def main(idle_wait_us):
+        rec = Recorder()
+
+        async def run():
+            loop = asyncio.get_running_loop()
+            bt = _inline_batcher(rec, idle_wait_us=idle_wait_us)
+            late = []
+
+            def on_data():
+                a.recv(16)
+                late.append(asyncio.ensure_future(bt.submit(("predict",), rows(3))))
+
+            async def opener():
+                # the bytes arrive after the loop's poll, in the pass the flush runs in
+                loop.call_soon(b.send, b"x")
+                return await bt.submit(("predict",), rows(1))
+
+            loop.add_reader(a, on_data)
+            first = await asyncio.gather(opener(), bt.submit(("predict",), rows(2)))
+            while not late:
+                await asyncio.sleep(0.001)
+            outs = [*first, await late[0]]
+            loop.remove_reader(a)
+            await bt.close()
+            return outs
+
+        outs = asyncio.run(run())
+        assert [o["id"].tolist() for o in outs] == [[1.0], [2.0], [3.0]]
+        return rec.calls
+
+    try:
+        assert main(idle_wait_us=0) == [(("predict",), 3)]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_lone_request_runs_at_once_even_with_io_waiting():
     rec = TaskRecorder()
     a, b = socket.socketpair()
 
     async def main():
         loop = asyncio.get_running_loop()
         loop.add_reader(a, lambda: a.recv(16))
-        bt = Batcher(rec, max_batch_size=64, max_latency_us=2_000_000, inline=lambda k, n: True)
+        bt = _inline_batcher(rec)
         b.send(b"x")
         out = await bt.submit(("predict",), rows(4))
         loop.remove_reader(a)
         await bt.close()
-        return out
+        return out, asyncio.current_task()
 
     try:
-        out = asyncio.run(main())
+        out, task = asyncio.run(main())
     finally:
         a.close()
         b.close()
-    assert rec.tasks == [None]
+    assert rec.tasks == [task]  # ran in its own task, at once
     assert out["id"].tolist() == [4.0]
 
 
@@ -691,7 +732,7 @@ def test_a_failing_loop_check_runs_the_batch_instead_of_stranding_it(monkeypatch
     rec = Recorder()
     calls = {"n": 0}
 
-    def broken(loop, own=0):
+    def broken(loop, own=0, io=True):
         calls["n"] += 1
         if calls["n"] > 1:  # the request's own check passes, the flush's check fails
             raise OSError("epoll went away")

@@ -7,12 +7,13 @@ counts. A batch runs on the event loop itself when ``inline(key, rows)`` says it
 dynamic batcher:
 
 * no waiting when the engine is idle: a cheap request that finds no other callback
-  ready on the loop and nothing queued for its key runs at once, on the loop, without a wake-up (so does a cheap request of
-  ``max_batch_size`` rows or more: it would run alone); otherwise a cheap request is run
-  on the loop, together with the requests that join it (no timer, no thread hand-off):
-  it waits while the loop has other work (gRPC hands calls over one per loop pass), and
-  through a moment of idleness until a request joins or ``idle_wait_us`` passes, but
-  only while recent idle waits were joined in time (``predictor.idle.IdleWait``);
+  ready on the loop and nothing queued for its key runs at once, on the loop, without a
+  wake-up (so does a cheap request of ``max_batch_size`` rows or more: it would run
+  alone); otherwise a cheap request is run on the loop, together with the requests that
+  join it (no timer, no thread hand-off): the batch waits while the loop has other work
+  (ready callbacks, I/O waiting: gRPC hands calls over one per loop pass), and through
+  moments of idleness, at most ``idle_wait_us`` of them in all, while recent waiting
+  batches gained more requests than the idle time cost (``predictor.idle.IdleWait``);
   otherwise it runs at the first idle moment; always by the time it is full or its
   oldest request has waited ``max_latency_us``; any other request that arrives while
   fewer than ``max_concurrency`` batches are in flight is sent to a worker thread at

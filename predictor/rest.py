@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from fastapi import FastAPI
@@ -31,7 +31,17 @@ from predictor.errors import ModelNotFound, ModelNotReady, PayloadTooLarge, Pred
 
 log = logging.getLogger("predictor.rest")
 JSON = "application/json"
+BINARY = "application/octet-stream"  # a V2 reply with binary tensor data after its JSON
 OFFLOAD_BYTES = 256 * 1024  # bodies above this are parsed and encoded in a worker thread
+
+
+class Reply(NamedTuple):
+    """An inference reply: status, body, content type and (binary replies) JSON length."""
+
+    status: int
+    body: bytes
+    media_type: str = JSON
+    json_length: int | None = None
 
 
 def json_response(doc: Any, status: int = 200) -> Response:
@@ -79,36 +89,80 @@ class Routes:
     async def _infer(self, request: Request, protocol: str) -> Response:
         name = request.path_params["model_name"]
         started = time.perf_counter()
+        try:
+            body = await self._body(request, self.max_request_bytes)
+        except Exception as err:
+            reply = self.failure(err, name, protocol)
+            metrics.observe(name, protocol, reply.status, time.perf_counter() - started)
+        else:
+            reply = await self.answer(
+                name,
+                protocol,
+                body,
+                request.headers.get(tensors.HEADER_LENGTH),
+                request.headers.get("x-request-id", ""),
+                started,
+            )
+        response = Response(reply.body, status_code=reply.status, media_type=reply.media_type)
+        if reply.json_length is not None:
+            response.headers[tensors.HEADER_LENGTH] = str(reply.json_length)
+        return response
+
+    async def answer(
+        self,
+        name: str,
+        protocol: str,
+        body: bytes,
+        header_length: str | None,
+        request_id: str,
+        started: float | None = None,
+    ) -> Reply:
+        """The reply to one inference body: every failure is a JSON error, never raised.
+
+        Args:
+            name: The model named in the path.
+            protocol: ``metrics.V2_REST`` or ``metrics.V1_REST``.
+            body: The whole request body.
+            header_length: The ``Inference-Header-Content-Length`` header, if sent.
+            request_id: The ``x-request-id`` header ("" if none).
+            started: ``time.perf_counter()`` when the request arrived (default: now).
+
+        Returns:
+            The status, body and content type to send.
+        """
+        started = time.perf_counter() if started is None else started
         status = 200
         try:
             model = self.model(name)
-            body = await self._body(request, self.max_request_bytes)
-            headers = {"x-request-id": request.headers.get("x-request-id", "")}
+            headers = {"x-request-id": request_id}
             big = len(body) > OFFLOAD_BYTES  # parse and encode off the event loop
             loop = asyncio.get_running_loop()
             if protocol == metrics.V2_REST:
-                parse = functools.partial(
-                    tensors.parse_rest_v2, body, request.headers.get(tensors.HEADER_LENGTH), name
-                )
+                parse = functools.partial(tensors.parse_rest_v2, body, header_length, name)
                 infer_request = await loop.run_in_executor(None, parse) if big else parse()
                 result, _ = await model(infer_request, headers=headers)
                 encode = functools.partial(responses.to_rest_v2, result, infer_request)
                 payload, json_length = await loop.run_in_executor(None, encode) if big else encode()
-                reply = Response(payload, media_type=JSON)
                 if json_length is not None:
-                    reply.headers[tensors.HEADER_LENGTH] = str(json_length)
-                    reply.media_type = "application/octet-stream"
-                return reply
+                    return Reply(200, payload, BINARY, json_length)
+                return Reply(200, payload)
             parse_v1 = functools.partial(tensors.parse_json, body)
             doc = await loop.run_in_executor(None, parse_v1) if big else parse_v1()
             result, _ = await model(doc, headers=headers)
-            return Response(responses.to_v1(result["predictions"]), media_type=JSON)
+            return Reply(200, responses.to_v1(result["predictions"]))
         except Exception as err:  # every failure becomes a JSON error, never a traceback
-            status, message = status_of(err)
-            log_error(err, status, message, model=name, protocol=protocol)
-            return json_response({"error": message}, status)
+            reply = self.failure(err, name, protocol)
+            status = reply.status
+            return reply
         finally:
             metrics.observe(name, protocol, status, time.perf_counter() - started)
+
+    @staticmethod
+    def failure(err: Exception, name: str, protocol: str) -> Reply:
+        """The JSON error reply for ``err`` (logged once)."""
+        status, message = status_of(err)
+        log_error(err, status, message, model=name, protocol=protocol)
+        return Reply(status, orjson.dumps({"error": message}))
 
     @staticmethod
     async def _body(request: Request, limit: int) -> bytes:

@@ -27,7 +27,7 @@ from uvicorn.importer import import_from_string
 
 from predictor.errors import ModelLoadError
 from predictor.grpc_service import Server as GrpcServer
-from predictor.http_protocol import HeadJoiningProtocol
+from predictor.http_lane import LaneProtocol
 from predictor.lane import InferenceLane
 from predictor.rest import Routes
 from predictor.settings import Settings
@@ -39,14 +39,15 @@ EXIT_LOAD_FAILED = 1
 
 class RestServer(RESTServer):
     """KServe's REST server with our routes in front, inference POSTs answered without the
-    middleware stack (:mod:`predictor.lane`), no per-request timing logger, and each
-    response's head and body written together (:mod:`predictor.http_protocol`)."""
+    middleware stack (:mod:`predictor.lane`) and, where they can, without an ASGI cycle
+    (:mod:`predictor.http_lane`), no per-request timing logger, and each response's head
+    and body written together (:mod:`predictor.http_protocol`)."""
 
     max_request_bytes: int = 64 * 1024 * 1024
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.config.http = HeadJoiningProtocol  # a response's head and body in one send
+        self.config.http = LaneProtocol  # inference POSTs answered from the protocol
 
     def _add_middlewares(self, app: Any) -> None:
         """Skip KServe's timing middleware: it logs (and costs) on every request."""

@@ -21,6 +21,8 @@ from predictor.stages import StagedModel
 class ConstantModel(StagedModel):
     """Answers every request with one prebuilt response, through the predictor's stages."""
 
+    http_lane = True  # as SklearnModel: the same HTTP path (predictor.http_lane)
+
     def __init__(self, name: str):
         super().__init__(name)
         # the data stays an ndarray, as this predictor's response encoders expect

@@ -13,11 +13,12 @@ in :mod:`predictor.http_protocol`) takes an inference POST (the paths of
 ``--max_request_bytes``), expects no ``100 Continue`` and is not pipelined behind another
 request. It collects the body as it arrives and, once the body is complete, runs
 :meth:`predictor.rest.Routes.answer` at once, in the same loop pass; an answer that must
-wait (a batch, a worker thread) finishes in a task. The reply leaves in one write with
-uvicorn's default headers (``server``, ``date``), ``content-type`` and
-``content-length``; keep-alive, ``connection: close``, the access log, graceful shutdown
-(tasks are tracked as uvicorn's are) and requests pipelined behind it behave as on the
-ASGI path. Every other request takes the ASGI path unchanged.
+wait (a batch, a worker thread) goes on when the future it awaits is done, without a
+task. The reply leaves in one write with uvicorn's default headers (``server``,
+``date``), ``content-type`` and ``content-length``; keep-alive, ``connection: close``,
+the access log, graceful shutdown (which waits for open connections) and requests
+pipelined behind it behave as on the ASGI path. Every other request takes the ASGI path
+unchanged.
 
 Measured (2-core AMD VM, busy host, wrk on the same cores): server CPU per request, LR
 one row ~145 -> ~110 µs and LR 1000-row JSON ~215 -> ~165 µs at 2 connections; RF one
@@ -26,14 +27,14 @@ row, REST, A/B against the ASGI path: +29 % req/s at c=64, +25 % at c=16, +19 % 
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import time
-import types
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
-from uvicorn.protocols.utils import get_client_addr
 
 from predictor import metrics, tensors
 from predictor.http_protocol import HeadJoiningProtocol
@@ -45,6 +46,9 @@ _LENGTH = b"content-length"
 _HEADER_LENGTH = tensors.HEADER_LENGTH.lower().encode()
 _REQUEST_ID = b"x-request-id"
 _CHUNKED = b"transfer-encoding"
+# a model class whose own __dict__ sets this true takes the lane (a subclass must say so
+# again: its code may need a running task, e.g. for asyncio.timeout)
+LANE = "http_lane"
 
 
 class _Taken:
@@ -87,10 +91,15 @@ class LaneProtocol(HeadJoiningProtocol):
         self._taken = taken
 
     def _take(self, cycle: RequestResponseCycle) -> _Taken | None:
-        """The request, if the lane answers it (an inference POST of declared size)."""
+        """The request, if the lane answers it: an inference POST of declared size, for a
+        ready model whose class takes the lane, while replies are not backing up."""
         scope = cycle.scope
         if scope["method"] != "POST" or cycle.waiting_for_100_continue:
             return None
+        if self.flow.write_paused:  # the client is not reading: the ASGI path waits
+            return None
+        if self.access_log and self.access_logger.isEnabledFor(logging.INFO):
+            return None  # its lines (client behind a proxy, query string) are uvicorn's
         routes = self._routes()
         if routes is None:
             return None
@@ -101,8 +110,8 @@ class LaneProtocol(HeadJoiningProtocol):
             found, protocol = V1_PREDICT.fullmatch(path), metrics.V1_REST
         else:
             return None
-        if found is None:
-            return None
+        if found is None or not _takes(routes, found["model_name"]):
+            return None  # unknown, loading or foreign models: the ASGI path answers
         taken = _Taken(cycle, found["model_name"], protocol)
         length = None
         for name, value in scope["headers"]:
@@ -141,27 +150,37 @@ class LaneProtocol(HeadJoiningProtocol):
         coro = routes.answer(
             taken.model, taken.protocol, body, taken.header_length, taken.request_id, taken.started
         )
+        # each request runs in a context of its own, as each ASGI task does
+        fresh = getattr(self.config, "reset_contextvars", False)
+        self._step(cycle, coro, contextvars.Context() if fresh else contextvars.copy_context())
+
+    def _step(
+        self,
+        cycle: RequestResponseCycle,
+        coro: Coroutine[Any, Any, Reply],
+        context: contextvars.Context,
+        *_: Any,
+    ) -> None:
+        """Run ``coro`` to its next await, as a task's step would; resume it when what it
+        awaits is done. No task: one answering at once never needs one, and one waiting
+        for a batch is resumed by its future's callback (a task would add a loop pass
+        and its own bookkeeping to each of a batch's requests)."""
         try:
-            waiting = coro.send(None)
+            waiting = context.run(coro.send, None)
         except StopIteration as done:
             self._reply(cycle, done.value)
             return
-        except BaseException as err:  # answer() turns exceptions into replies; not this
+        except BaseException as err:  # answer() turns exceptions into replies; not these
             self._fail(cycle, err)
             return
-        task = self.loop.create_task(self._finish(cycle, coro, waiting))
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
-
-    async def _finish(
-        self, cycle: RequestResponseCycle, coro: Coroutine[Any, Any, Reply], waiting: Any
-    ) -> None:
-        try:
-            reply = await _resume(coro, waiting)
-        except BaseException as err:
-            self._fail(cycle, err)
-            raise
-        self._reply(cycle, reply)
+        if getattr(waiting, "_asyncio_future_blocking", False):  # awaits an asyncio future
+            waiting._asyncio_future_blocking = False
+            waiting.add_done_callback(functools.partial(self._step, cycle, coro, context))
+        elif waiting is None:  # a bare yield (asyncio.sleep(0)): run again next pass
+            self.loop.call_soon(self._step, cycle, coro, context)
+        else:  # what a task refuses too
+            coro.close()
+            self._fail(cycle, RuntimeError(f"inference awaited {waiting!r}, not a future"))
 
     def _reply(self, cycle: RequestResponseCycle, reply: Reply) -> None:
         cycle.response_started, cycle.waiting_for_100_continue = True, False
@@ -178,50 +197,24 @@ class LaneProtocol(HeadJoiningProtocol):
             head.append(b"connection: close\r\n")
         head += [b"\r\n", reply.body]
         self.transport.write(b"".join(head))
-        if self.access_log:
-            self._log_access(cycle, reply.status)
         cycle.response_complete = True
         cycle.message_event.set()
         if not cycle.keep_alive:
             self.transport.close()
         cycle.on_response()
 
-    def _log_access(self, cycle: RequestResponseCycle, status: int) -> None:
-        scope = cycle.scope
-        self.access_logger.info(
-            '%s - "%s %s HTTP/%s" %d',
-            get_client_addr(scope),
-            scope["method"],
-            scope["path"],
-            scope["http_version"],
-            status,
-        )
-
     def _fail(self, cycle: RequestResponseCycle, err: BaseException) -> None:
-        """An exception escaped ``answer`` (cancellation at shutdown): close, as uvicorn
-        does when an app fails after its response started."""
-        if not isinstance(err, Exception):
-            cycle.response_complete = True
-            self.transport.close()
-            return
+        """An exception escaped ``answer`` (it answers its own; this is cancellation, as
+        of a worker thread's future at shutdown): a 500 and close, as uvicorn does."""
         log.error("inference request failed outside its endpoint", exc_info=err)
-        self._reply(cycle, Reply(500, b'{"error": "internal error"}'))
+        if cycle.disconnected or cycle.response_complete:
+            return
+        cycle.keep_alive = False
+        self._reply(cycle, Reply(500, b"Internal Server Error", "text/plain; charset=utf-8"))
 
 
-@types.coroutine
-def _resume(coro: Coroutine[Any, Any, Reply], waiting: Any) -> Generator[Any, Any, Reply]:
-    """Drive ``coro`` on from where it first suspended (yielding ``waiting``): what a task
-    would have done had it started the coroutine, so its awaits resume as they expect."""
-    while True:
-        try:
-            sent = yield waiting
-        except BaseException as err:  # thrown in by the task (cancellation)
-            try:
-                waiting = coro.throw(err)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            continue
-        try:
-            waiting = coro.send(sent)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+def _takes(routes: Routes, name: str) -> bool:
+    """Whether the model ``name`` is ready and its class takes the lane: its own code runs
+    to its first await outside a task, which only classes that say so allow."""
+    model = routes.dataplane.model_registry.get_model(name)
+    return model is not None and model.ready is True and bool(type(model).__dict__.get(LANE))

@@ -61,6 +61,8 @@ class Prepared:
 class SklearnModel(StagedModel):
     """Serves one scikit-learn estimator (or Pipeline) over V1 and V2."""
 
+    http_lane = True  # runs outside a task (predictor.http_lane); subclasses must opt in
+
     def __init__(self, settings: Settings) -> None:
         """Build an unloaded model.
 

@@ -90,6 +90,7 @@ class Routes:
         name = request.path_params["model_name"]
         started = time.perf_counter()
         try:
+            self.model(name)  # an unknown or loading model: 404 / 503 before the body
             body = await self._body(request, self.max_request_bytes)
         except Exception as err:
             reply = self.failure(err, name, protocol)

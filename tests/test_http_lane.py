@@ -4,11 +4,13 @@ which requests the lane takes (the rest reach the ASGI endpoints)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -19,43 +21,74 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from predictor.errors import ModelNotFound
-from predictor.http_lane import LaneProtocol, _resume
+from predictor.http_lane import LaneProtocol
 from predictor.lane import InferenceLane
 from predictor.rest import Routes
 
 LIMIT = 200_000  # --max_request_bytes of the test server
 
 
+SEEN: contextvars.ContextVar[str | None] = contextvars.ContextVar("seen", default=None)
+
+
 class Adder:
-    """A model: the sum of each row; ``gate`` (if set) is awaited first."""
+    """A model: the sum of each row. Before that it awaits ``gate`` (if set), then a
+    bare yield and ``hold`` (a future, if set); it records the context variable it finds
+    and sets it to the request's first value."""
 
     ready = True
+    http_lane = True
 
     def __init__(self) -> None:
         self.gate: asyncio.Event | None = None
+        self.hold: asyncio.Future | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.seen: list[str | None] = []
 
     async def __call__(self, request: Any, headers: Any = None) -> tuple[InferResponse, dict]:
         self.loop = asyncio.get_running_loop()
+        x = request.inputs[0].as_numpy()
+        self.seen.append(SEEN.get())
+        SEEN.set(str(x[0, 0]))
         if self.gate is not None:
             await self.gate.wait()
-        x = request.inputs[0].as_numpy()
+            await asyncio.sleep(0)
+        if self.hold is not None:
+            await self.hold
         out = InferOutput(name="sum", shape=[len(x)], datatype="FP64", data=x.sum(axis=1))
         return InferResponse(model_name="m", infer_outputs=[out], response_id="r"), {}
 
 
+class Foreign(Adder):
+    """A subclass that does not say it takes the lane."""
+
+
+class Wide(Adder):
+    """Answers any request with 50 000 values (~200 KB of JSON)."""
+
+    http_lane = True
+
+    async def __call__(self, request: Any, headers: Any = None) -> tuple[InferResponse, dict]:
+        data = np.full(50_000, 1.5)
+        out = InferOutput(name="wide", shape=[len(data)], datatype="FP64", data=data)
+        return InferResponse(model_name="wide", infer_outputs=[out], response_id="w"), {}
+
+
 class Recorded(Routes):
-    """Our routes on one model, recording which requests took the ASGI path."""
+    """Our routes on two models, recording which requests took the ASGI path."""
 
     def __init__(self) -> None:
-        super().__init__(dataplane=None, max_request_bytes=LIMIT)  # type: ignore[arg-type]
-        self.adder = Adder()
+        self.models = {"m": Adder(), "foreign": Foreign(), "wide": Wide()}
+        self.adder = self.models["m"]
+        registry = SimpleNamespace(get_model=self.models.get)
+        dataplane = SimpleNamespace(model_registry=registry)
+        super().__init__(dataplane=dataplane, max_request_bytes=LIMIT)  # type: ignore[arg-type]
         self.asgi: list[str] = []
 
     def model(self, name: str) -> Any:
-        if name != "m":
+        if name not in self.models:
             raise ModelNotFound(f"model '{name}' is not served here")
-        return self.adder
+        return self.models[name]
 
     async def v2_infer(self, request: Request) -> Response:
         self.asgi.append(request.url.path)
@@ -278,9 +311,9 @@ def test_other_paths_reach_the_app(served: Any) -> None:
     assert routes.asgi == []
 
 
-def test_an_answer_that_waits_finishes_in_a_task(served: Any) -> None:
-    """The model awaits an event: the lane's reply comes when it is set, the connection
-    keeps serving, and a client that left meanwhile does not stop the server."""
+def test_an_answer_that_waits_goes_on_when_its_future_is_done(served: Any) -> None:
+    """The model awaits an event and a bare yield: the reply comes when the event is set,
+    the connection keeps serving, and a client that left meanwhile stops nothing."""
     port, routes = served
     exchange(port, post(infer_body([[0, 0]])))
     loop = routes.adder.loop
@@ -308,38 +341,71 @@ def test_an_answer_that_waits_finishes_in_a_task(served: Any) -> None:
     assert sums(split(after)[2]) == [3.0]
 
 
-def test_resume_continues_a_suspended_coroutine_as_a_task_would() -> None:
-    async def work(fut: asyncio.Future) -> str:
-        first = await fut
-        await asyncio.sleep(0)
-        return f"{first}+{await asyncio.sleep(0.01, result='later')}"
+def test_a_cancelled_wait_is_a_500_and_a_close(served: Any) -> None:
+    """Cancellation (a worker thread's future at shutdown) escapes the endpoint: the client
+    gets a 500 and the connection closes, as on the ASGI path; the server serves on."""
+    port, routes = served
+    exchange(port, post(infer_body([[0, 0]])))
+    loop = routes.adder.loop
+    assert loop is not None
+    hold = routes.adder.hold = loop.create_future()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(post(infer_body([[1, 1]])))
+            time.sleep(0.2)
+            loop.call_soon_threadsafe(hold.cancel)
+            [reply] = read_replies(conn, 1)
+            status, headers, body = split(reply)
+            assert status == "HTTP/1.1 500 Internal Server Error"
+            assert headers["connection"] == "close" and body == b"Internal Server Error"
+            assert conn.recv(100) == b""
+    finally:
+        routes.adder.hold = None
+    assert sums(split(exchange(port, post(infer_body([[1, 2]])))[0])[2]) == [3.0]
 
-    async def main() -> tuple[str, bool]:
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        coro = work(fut)
-        waiting = coro.send(None)  # runs to its first await, as the lane does
-        assert waiting is fut
-        loop.call_later(0.01, fut.set_result, "first")
-        result = await _resume(coro, waiting)
 
-        seen: list[str] = []
+def test_each_request_runs_in_a_context_of_its_own(served: Any) -> None:
+    port, routes = served
+    routes.adder.seen.clear()
+    raw = post(infer_body([[7, 0]]))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        for _ in range(3):
+            conn.sendall(raw)
+            read_replies(conn, 1)
+    assert routes.adder.seen == [None, None, None]  # not the value the one before set
 
-        async def guarded(never: asyncio.Future) -> None:
-            try:
-                await never
-            except asyncio.CancelledError:
-                seen.append("cancelled")
-                raise
 
-        coro2 = guarded(loop.create_future())
-        task = asyncio.ensure_future(_resume(coro2, coro2.send(None)))
-        await asyncio.sleep(0)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        return result, seen == ["cancelled"]
+def test_a_model_class_that_does_not_opt_in_takes_the_asgi_path(served: Any) -> None:
+    port, routes = served
+    routes.asgi.clear()
+    [reply] = exchange(port, post(infer_body([[1, 2]]), path="/v2/models/foreign/infer"))
+    assert sums(split(reply)[2]) == [3.0]
+    assert routes.asgi == ["/v2/models/foreign/infer"]
 
-    result, cancelled = asyncio.run(main())
-    assert result == "first+later"
-    assert cancelled  # the task's cancellation reached the coroutine
+
+def test_replies_backing_up_send_requests_the_asgi_way(served: Any) -> None:
+    """A client that sends without reading: once the transport's buffer is past its high
+    mark, requests take the ASGI path, which waits for it to drain (and pauses reading),
+    so replies do not pile up in memory; every request still gets its reply, in order."""
+    port, routes = served
+    routes.asgi.clear()
+    one = post(infer_body([[1.0, 2.0]]), path="/v2/models/wide/infer")  # ~200 KB back
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(60):  # one request per read on the server: none is pipelined
+            conn.sendall(one)
+            time.sleep(0.005)
+        replies = read_replies(conn, 60, timeout=30)
+    assert routes.asgi, "every request took the lane while the client did not read"
+    assert all(json.loads(split(r)[2])["outputs"][0]["shape"] == [50_000] for r in replies)
+
+
+def test_an_unknown_model_is_a_404_before_its_body_is_read(served: Any) -> None:
+    port, _ = served
+    head = b"POST /v2/models/nope/infer HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(head % (LIMIT + 1) + b"{")  # over the limit, and most never sent
+        [reply] = read_replies(conn, 1)
+    status, _, body = split(reply)
+    assert status == "HTTP/1.1 404 Not Found"
+    assert json.loads(body) == {"error": "model 'nope' is not served here"}

@@ -38,7 +38,7 @@ _OWN = frozenset({"__call__", "preprocess", "predict", "postprocess"})
 _ALL = np.logical_and.reduce
 
 
-def _takes(model: Any) -> bool:
+def takes(model: Any) -> bool:
     """Whether ``model`` runs SklearnModel's own ``__call__`` and three stages: neither
     its class nor the instance replaces one (an override must run, as over REST)."""
     cls = type(model)
@@ -63,7 +63,7 @@ async def answer(model: Any, request: pb.ModelInferRequest) -> pb.ModelInferResp
     Raises:
         PredictorError: from ``predict`` (the estimator refused the rows, or failed).
     """
-    if not _takes(model):
+    if not takes(model):
         return None
     clock = time.perf_counter
     start = clock()

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from predictor import metrics, responses, tensors
+from predictor import metrics, responses, rest_lane, tensors
 from predictor.errors import ModelNotFound, ModelNotReady, PayloadTooLarge, PredictorError
 
 log = logging.getLogger("predictor.rest")
@@ -139,6 +139,10 @@ class Routes:
             big = len(body) > OFFLOAD_BYTES  # parse and encode off the event loop
             loop = asyncio.get_running_loop()
             if protocol == metrics.V2_REST:
+                if header_length is None and not big:  # the common request: no objects
+                    plain = await rest_lane.answer(model, body)
+                    if plain is not None:
+                        return Reply(200, plain)
                 parse = functools.partial(tensors.parse_rest_v2, body, header_length, name)
                 infer_request = await loop.run_in_executor(None, parse) if big else parse()
                 result, _ = await model(infer_request, headers=headers)

@@ -267,6 +267,8 @@ def make_servers(
                     str(hp),
                     "--grpc_port",
                     str(gp),
+                    "--features",  # the decoders check the width the bench requests have
+                    str(MODELS[names[0]].x.shape[1]),
                 ],
                 ROOT,
                 env,

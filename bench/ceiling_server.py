@@ -96,13 +96,17 @@ def _timed(model: ConstantModel, decode: Any, request: Any, reply: Any) -> Any:
     return reply
 
 
+def _read_rest(model: ConstantModel, body: bytes) -> Any:
+    return rest_lane._read(model, rest_lane._parse(body), body)
+
+
 def install_lanes() -> None:
     """Constant models go through the REST and gRPC lanes' decoders; others unchanged."""
     rest_answer, grpc_answer = rest_lane.answer, grpc_lane.answer
 
     async def rest(model: Any, body: bytes) -> bytes | None:
         if isinstance(model, ConstantModel):
-            return _timed(model, rest_lane._read, body, model.rest_reply)  # type: ignore[no-any-return]
+            return _timed(model, _read_rest, body, model.rest_reply)  # type: ignore[no-any-return]
         return await rest_answer(model, body)
 
     async def grpc(model: Any, request: Any) -> Any:

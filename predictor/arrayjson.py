@@ -19,6 +19,7 @@ The fast path is taken only where it gives exactly what the general path would:
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import numpy as np
@@ -29,6 +30,24 @@ FLOAT_DATATYPES = frozenset({"FP16", "FP32", "FP64"})
 INT_DATATYPES = frozenset(
     {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 )
+# FP32 / FP16 data is read as float64 and narrowed later; an integer token beyond 2**53
+# would round twice that way (orjson reads it as an int64 and rounds once)
+NARROW_FLOATS = frozenset({"FP16", "FP32"})
+EXACT_LIMIT = 2.0**53
+
+
+# an integer token of 16 digits or more (2**53 has 16) in a list
+_LONG_INT = re.compile(rb"[\[,]\s*-?[0-9]{16,}\s*[,\]]")
+
+
+def _beyond_exact(array: np.ndarray, body: bytes) -> bool:
+    """Whether an integer token beyond 2**53 may be among ``array``'s values (the scan of
+    the body runs only when a value is that large)."""
+    if not array.size or float(np.abs(array).max()) <= EXACT_LIMIT:
+        return False
+    return _LONG_INT.search(body) is not None
+
+
 _BUFFER: dict[str, tuple[Literal["d", "i"], Any]] = {"f": ("d", np.float64), "i": ("i", np.int64)}
 
 
@@ -67,7 +86,10 @@ def _parse(body: bytes) -> dict[str, Any] | None:
                 tensor["data"] = _python(data)
             else:
                 of_type, dtype = _BUFFER[kind]
-                tensor["data"] = np.frombuffer(data.as_buffer(of_type=of_type), dtype=dtype)
+                array = np.frombuffer(data.as_buffer(of_type=of_type), dtype=dtype)
+                if tensor.get("datatype") in NARROW_FLOATS and _beyond_exact(array, body):
+                    return None  # integers past 2**53: read via float64 they round twice
+                tensor["data"] = array
                 arrays += 1
         inputs.append(tensor)
     plain["inputs"] = inputs

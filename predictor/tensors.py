@@ -186,7 +186,7 @@ def check_header(name: str, datatype: Any, shape: Any) -> None:
         raise InvalidTensor(
             f"input name {brief(name)} is {len(name)} characters; at most {MAX_NAME}"
         )
-    if datatype not in DTYPES:
+    if not isinstance(datatype, str) or datatype not in DTYPES:
         raise InvalidTensor(
             f"input '{name}': datatype {brief(datatype)} is not a V2 datatype; expected one "
             f"of {', '.join(DTYPES)}"

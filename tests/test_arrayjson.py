@@ -78,6 +78,7 @@ def test_same_tensor_as_the_general_path(
         _big([1.0]).replace(b"1.0", b"NaN"),  # a Python-style literal
         _big([1.0]).replace(b"1.0", b"1e400"),  # out of double range
         _big([7], "UINT64").replace(b"[7]", str([2**64]).encode()),
+        _big([2**60 + 1, 1.5], "FP32"),  # via float64 this int would round twice
         _big([1.0]).replace(b'"parameters"', b'"inputs":[],"parameters"'),  # duplicate key
         _big([1.0])[:-1],  # not JSON
         orjson.dumps([{"pad": PAD}]),  # not an object
@@ -97,6 +98,7 @@ def test_same_tensor_as_the_general_path(
         "nan-literal",
         "huge-float",
         "beyond-uint64",
+        "big-int-in-fp32",
         "duplicate-key",
         "invalid",
         "array",

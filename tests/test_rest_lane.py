@@ -116,6 +116,7 @@ DECLINED = {
     "two-inputs": lambda b: b["inputs"].append(dict(_tensor(b), name="b")),
     "int64": lambda b: _tensor(b).update(datatype="INT64"),
     "bytes": lambda b: _tensor(b).update(datatype="BYTES"),
+    "datatype-list": lambda b: _tensor(b).update(datatype=[]),
     "too-wide": lambda b: _tensor(b).update(shape=[5, 7]),
     "one-d": lambda b: _tensor(b).update(shape=[30]),
     "bool-shape": lambda b: _tensor(b).update(shape=[5, 6.0]),

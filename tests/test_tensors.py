@@ -502,3 +502,9 @@ def test_booleans_elsewhere_in_the_body_leave_numeric_data_alone() -> None:
     request = parse_rest_v2(orjson.dumps(doc), None, "m")
     assert to_numpy(request.inputs[0]).tolist() == [1.0, 2.5]
     assert to_numpy(request.inputs[1]).tolist() == [True, False]
+
+
+def test_a_datatype_that_is_not_a_string_is_a_400() -> None:
+    body = _body(inputs=[_one(datatype=[], data=[1, 2])])
+    with pytest.raises(InvalidTensor, match=r"input 'x': datatype \[\] is not a V2 datatype"):
+        parse_rest_v2(body, None, "m")  # before: TypeError (unhashable), a 500

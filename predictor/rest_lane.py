@@ -53,10 +53,10 @@ async def answer(model: Any, body: bytes) -> bytes | None:
     """
     if not takes(model):
         return None
-    doc = _parse(body)  # the general path parses before preprocess too: not timed
+    parsed = _parse(body)  # the general path parses before preprocess too: not timed
     clock = time.perf_counter
     start = clock()
-    taken = _read(model, doc, body)
+    taken = _read(model, parsed, body)
     if taken is None:
         return None
     x, methods, request_id = taken

@@ -27,8 +27,8 @@ import numpy as np
 import orjson
 
 from predictor import arrayjson, responses
-from predictor.grpc_lane import takes
-from predictor.model import OFFLOAD_VALUES, Prepared
+from predictor.grpc_lane import takes, timed_predict
+from predictor.model import OFFLOAD_VALUES
 from predictor.schema import v2_datatype
 from predictor.tensors import DTYPES, MAX_NAME
 
@@ -60,12 +60,7 @@ async def answer(model: Any, body: bytes) -> bytes | None:
     if taken is None:
         return None
     x, methods, request_id = taken
-    pre, predict, post = model._stage_timers or model._timers()
-    mid = clock()
-    pre.observe(mid - start)
-    _, results = await model.predict(Prepared(x, methods, None))
-    end = clock()
-    predict.observe(end - mid)
+    results, post, end = await timed_predict(model, x, methods, start)
     schema = model.schema
     outputs = []
     for method in methods:

@@ -62,3 +62,17 @@ def servers(model_dirs: dict[str, Path], start_server: Callable[..., Server]) ->
         for name, path in model_dirs.items()
     }
     return {name: server.wait_ready() for name, server in running.items()}
+
+
+@pytest.fixture(scope="module")
+def rf(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The test forest loaded in-process (6 unnamed features, classes 0..2), batching on
+    as by default; one per test module."""
+    from predictor.model import SklearnModel
+    from predictor.settings import Settings
+
+    directory = tmp_path_factory.mktemp("rf")
+    models.write_joblib(models.random_forest(), directory)
+    model = SklearnModel(Settings(model_dir=directory, model_name="rf"))
+    assert model.load()
+    return model

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +101,32 @@ class Server:
 
     def infer(self, body: Any, **kwargs: Any) -> httpx.Response:
         return self.post(f"/v2/models/{self.name}/infer", json=body, **kwargs)
+
+
+@contextlib.contextmanager
+def uvicorn_in_thread(app: Any, protocol: Any, loop: str) -> Iterator[int]:
+    """A uvicorn server for ``app`` on HTTP ``protocol`` and event ``loop`` in a thread,
+    on a free port (yielded); stopped on exit."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=free_port(),
+        http=protocol,
+        loop=loop,
+        log_config=None,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield config.port
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -7,7 +7,6 @@ import asyncio
 import contextvars
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -15,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
 from kserve import InferOutput, InferResponse
+from server import uvicorn_in_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -104,29 +103,9 @@ async def other(scope: dict[str, Any], receive: Any, send: Any) -> None:
 @pytest.fixture(scope="module", params=["asyncio", "uvloop"])
 def served(request: pytest.FixtureRequest) -> Iterator[tuple[int, Recorded]]:
     """A uvicorn server on the lane protocol in a thread, on each loop --event_loop offers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     routes = Recorded()
-    config = uvicorn.Config(
-        InferenceLane(other, routes),
-        host="127.0.0.1",
-        port=port,
-        http=LaneProtocol,
-        loop=request.param,
-        log_config=None,
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield port, routes
-    server.should_exit = True
-    thread.join(10)
+    with uvicorn_in_thread(InferenceLane(other, routes), LaneProtocol, request.param) as port:
+        yield port, routes
 
 
 def infer_body(rows: list[list[float]], **extra: Any) -> bytes:

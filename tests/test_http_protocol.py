@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
+from server import uvicorn_in_thread
 
 from predictor.http_protocol import JOIN_MAX_BYTES, HeadJoiningProtocol, HeadJoiningTransport
 
@@ -160,28 +159,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 @pytest.fixture(scope="module", params=["asyncio", "uvloop"])
 def port(request: pytest.FixtureRequest) -> Iterator[int]:
     """A uvicorn server on the protocol, on each event loop --event_loop offers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free = s.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=free,
-        http=HeadJoiningProtocol,
-        loop=request.param,
-        log_config=None,
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield free
-    server.should_exit = True
-    thread.join(10)
+    with uvicorn_in_thread(app, HeadJoiningProtocol, request.param) as free:
+        yield free
 
 
 def exchange(port: int, raw: bytes, until: bytes, timeout: float = 5.0) -> bytes:

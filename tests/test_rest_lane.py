@@ -19,16 +19,6 @@ from predictor.settings import Settings
 ROWS = np.random.default_rng(5).normal(size=(5, 6))
 
 
-@pytest.fixture(scope="module")
-def rf(tmp_path_factory: pytest.TempPathFactory) -> SklearnModel:
-    """The test forest (6 unnamed features, classes 0..2), batching on as by default."""
-    directory = tmp_path_factory.mktemp("rf")
-    models.write_joblib(models.random_forest(), directory)
-    model = SklearnModel(Settings(model_dir=directory, model_name="rf"))
-    assert model.load()
-    return model
-
-
 def doc(x: Any = ROWS, datatype: str = "FP64", outputs: Any = None, **top: Any) -> dict:
     x = np.asarray(x)
     tensor = {"name": "input-0", "shape": list(x.shape), "datatype": datatype}

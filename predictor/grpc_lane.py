@@ -50,6 +50,17 @@ def takes(model: Any) -> bool:
     return _OWN.isdisjoint(vars(model))
 
 
+def plain_schema(schema: Any) -> bool:
+    """Whether the model takes one numeric matrix of a known width, without names (what
+    the lanes decode)."""
+    return not (
+        schema is None
+        or schema.feature_names
+        or schema.n_features is None
+        or schema.tensor_datatype in (None, "BYTES")
+    )
+
+
 async def timed_predict(
     model: Any, x: np.ndarray, methods: list[str], start: float
 ) -> tuple[dict[str, Any], Any, float]:
@@ -104,14 +115,7 @@ async def answer(model: Any, request: pb.ModelInferRequest) -> pb.ModelInferResp
 def _read(model: Any, request: pb.ModelInferRequest) -> tuple[np.ndarray, list[str]] | None:
     """``(X, methods)`` for a request the lane takes in full, else ``None``."""
     schema = model.schema
-    if (
-        schema is None
-        or schema.feature_names
-        or schema.n_features is None
-        or schema.tensor_datatype in (None, "BYTES")
-        or len(request.inputs) != 1
-        or request.parameters
-    ):
+    if not plain_schema(schema) or len(request.inputs) != 1 or request.parameters:
         return None
     tensor = request.inputs[0]
     field = CONTENTS.get(tensor.datatype)

@@ -27,7 +27,7 @@ import numpy as np
 import orjson
 
 from predictor import arrayjson, responses
-from predictor.grpc_lane import takes, timed_predict
+from predictor.grpc_lane import plain_schema, takes, timed_predict
 from predictor.model import OFFLOAD_VALUES
 from predictor.schema import v2_datatype
 from predictor.tensors import DTYPES, MAX_NAME
@@ -100,14 +100,7 @@ def _parse(body: bytes) -> Any:
 def _read(model: Any, doc: Any, body: bytes) -> tuple[np.ndarray, list[str], str | None] | None:
     """``(X, methods, request id)`` for a parsed body the lane takes in full, else ``None``."""
     schema = model.schema
-    if (
-        schema is None
-        or schema.feature_names
-        or schema.n_features is None
-        or schema.tensor_datatype in (None, "BYTES")
-    ):
-        return None
-    if not isinstance(doc, dict) or not TOP_KEYS.issuperset(doc):
+    if not plain_schema(schema) or not isinstance(doc, dict) or not TOP_KEYS.issuperset(doc):
         return None
     if doc.get("parameters") not in (None, {}):  # binary_data_output, or not an object
         return None

@@ -238,3 +238,76 @@ def test_event_loop_choice_serves_rest_and_grpc(tmp_path, start_server, loop):
     assert grpc_out == pytest.approx(rest.json()["outputs"][0]["data"])
     # the loop that serves is the one chosen, and --max_asyncio_workers reaches it
     assert f"serving on the {loop} event loop, 3 worker threads" in server.log()
+
+
+def _batch_rows(server) -> tuple[float, float]:
+    """``predictor_batch_rows`` (engine calls, rows in them) from the server's metrics."""
+    count = total = 0.0
+    for line in server.get("/metrics").text.splitlines():
+        if line.startswith("predictor_batch_rows_count"):
+            count = float(line.split()[-1])
+        elif line.startswith("predictor_batch_rows_sum"):
+            total = float(line.split()[-1])
+    return count, total
+
+
+def test_concurrent_requests_merge_over_v1_v2_rest_and_grpc(tmp_path, start_server):
+    """While one slow engine call runs in a worker thread, the requests that arrive queue
+    and then run as one call, whatever protocol brought them; each gets its own rows."""
+    import asyncio
+
+    from kserve import InferenceGRPCClient, InferInput, InferRequest
+
+    slow_model(tmp_path, load_seconds=0, predict_seconds=0.4)
+    server = start_server(tmp_path, "merge", extra_env=SLOW_ENV)  # batching on: the default
+    rows = [[float(i), 0.5] for i in range(6)]
+
+    def v2(row):
+        body = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": row}]}
+        return server.infer(body).json()["outputs"][0]["data"][0]
+
+    def v1(row):
+        return server.post("/v1/models/merge:predict", json={"instances": [row]}).json()
+
+    def grpc_all():
+        async def call():
+            client = InferenceGRPCClient(server.grpc, retries=0)
+            try:
+                requests = [
+                    InferRequest(
+                        model_name="merge",
+                        infer_inputs=[InferInput("x", [1, 2], "FP64", data=row)],
+                    )
+                    for row in rows
+                ]
+                answers = await asyncio.gather(*(client.infer(r) for r in requests))
+                return [float(a.outputs[0].as_numpy()[0]) for a in answers]
+            finally:
+                await client.close()
+
+        return asyncio.run(call())
+
+    def threaded(call):
+        results = [None] * len(rows)
+
+        def one(i):
+            results[i] = call(rows[i])
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(rows))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return results
+
+    expected = [sum(row) for row in rows]
+    for name, burst in [
+        ("v2-rest", lambda: threaded(v2)),
+        ("v1-rest", lambda: [r["predictions"][0] for r in threaded(v1)]),
+        ("v2-grpc", grpc_all),
+    ]:
+        calls_before, rows_before = _batch_rows(server)
+        assert burst() == expected, name
+        calls, total = _batch_rows(server)
+        assert total - rows_before == len(rows), name  # every row went through the engine
+        assert calls - calls_before < len(rows), f"{name}: {calls - calls_before} engine calls"

@@ -100,3 +100,14 @@ def test_health_and_model_ready(servers):
     missing = server.get("/v2/models/nope/ready")
     assert missing.status_code == 404 and "nope" in missing.json()["error"]
     assert server.get("/v2/models/nope").status_code == 404
+
+
+def test_metadata_and_the_log_say_which_engine_serves_each_output(servers):
+    """The forest converts (ONNX Runtime for every output); the ColumnTransformer model
+    with categories stays on scikit-learn, and the log line says why."""
+    rf = servers["rf"].get("/v2/models/rf").json()["parameters"]["engine"]
+    assert rf == "predict=onnx,predict_proba=onnx,predict_log_proba=onnx"
+    assert "engine: predict=onnx, predict_proba=onnx, predict_log_proba=onnx" in servers["rf"].log()
+    house = servers["house"].get("/v2/models/house").json()["parameters"]["engine"]
+    assert house == "predict=sklearn"
+    assert "engine: predict=sklearn (" in servers["house"].log()
